@@ -1,0 +1,867 @@
+//! The Poptrie (Asai and Ohara, SIGCOMM 2015): live tables read by the data plane, and the
+//! writer-side shadow trie that knows every route and rebuilds only what an update changes.
+//!
+//! Live layout, per family:
+//! - `direct`: `2^DIRECT_BITS` entries. Bit 31 set: a leaf, the low bits are the next-hop group
+//!   (0 = no route). Clear: the index of a node in `nodes`.
+//! - `nodes`: records of two 64-bit bitmaps and two bases. Slot `v` (the next 6 key bits) of a
+//!   node is a child when `vector` bit `v` is set, at `nodes[base1 + popcount(vector & ones(v)) - 1]`;
+//!   otherwise a leaf at `leaves[base0 + popcount(leafvec & ones(v)) - 1]`. `leafvec` marks only
+//!   where the leaf value changes (Poptrie's leaf compression), so runs of equal leaves share one
+//!   entry.
+//! - `leaves`: next-hop group numbers, never pointers.
+//!
+//! Sibling nodes and a node's leaves are contiguous blocks. An update never edits a reachable
+//! block: it writes changed nodes and leaves into fresh blocks, copies the path of ancestors up
+//! to the direct array, and publishes with one release store into the direct entry. The unlinked
+//! blocks are retired and reused only after every reader has passed a quiescent point (see
+//! `qsbr`). All cells are atomics, so readers need no `unsafe` and no locks.
+
+use super::alloc::BlockAllocator;
+use super::key::{Key, STRIDE};
+use super::published::Published;
+use super::GroupId;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Direct-array entry flag: the entry is a leaf, not a node index.
+pub const LEAF_FLAG: u32 = 1 << 31;
+/// Leaf value meaning "no route".
+pub const NO_ROUTE: u32 = 0;
+
+const SLOTS: usize = 1 << STRIDE;
+
+/// Mask of slots `0..=v`.
+#[inline(always)]
+fn upto(v: usize) -> u64 {
+    u64::MAX >> (63 - v)
+}
+
+/// One node as stored in the live array.
+#[derive(Debug, Default)]
+pub struct LiveNode {
+    vector: AtomicU64,
+    leafvec: AtomicU64,
+    /// `base0` (leaves) in the low half, `base1` (children) in the high half.
+    bases: AtomicU64,
+}
+
+/// A node's fields as plain values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeRecord {
+    vector: u64,
+    leafvec: u64,
+    base0: u32,
+    base1: u32,
+}
+
+impl LiveNode {
+    fn load(&self) -> NodeRecord {
+        let bases = self.bases.load(Ordering::Relaxed);
+        NodeRecord {
+            vector: self.vector.load(Ordering::Relaxed),
+            leafvec: self.leafvec.load(Ordering::Relaxed),
+            base0: bases as u32,
+            base1: (bases >> 32) as u32,
+        }
+    }
+
+    fn store(&self, r: NodeRecord) {
+        self.vector.store(r.vector, Ordering::Relaxed);
+        self.leafvec.store(r.leafvec, Ordering::Relaxed);
+        self.bases
+            .store(u64::from(r.base0) | (u64::from(r.base1) << 32), Ordering::Relaxed);
+    }
+}
+
+/// The arrays of one family. Their sizes are fixed; the writer replaces the whole set (copying)
+/// when it needs more room, and readers switch at their next view.
+#[derive(Debug)]
+pub struct TrieTables {
+    direct: Box<[AtomicU32]>,
+    nodes: Box<[LiveNode]>,
+    /// Group numbers; 16 bits as in Poptrie, which halves the largest array.
+    leaves: Box<[AtomicU16]>,
+}
+
+/// Where one lookup step leads.
+enum Step {
+    Child(u32),
+    Leaf(u32),
+}
+
+/// Lookups interleaved per batch: enough independent memory accesses in flight to hide most of
+/// a cache miss, few enough to stay in registers.
+const LANES: usize = 8;
+
+impl TrieTables {
+    fn new(direct_bits: u32, nodes: usize, leaves: usize) -> Self {
+        Self {
+            direct: (0..1usize << direct_bits)
+                .map(|_| AtomicU32::new(LEAF_FLAG | NO_ROUTE))
+                .collect(),
+            nodes: (0..nodes).map(|_| LiveNode::default()).collect(),
+            leaves: (0..leaves).map(|_| AtomicU16::new(0)).collect(),
+        }
+    }
+
+    /// A copy with room for at least `nodes` nodes and `leaves` leaves.
+    fn grown(&self, nodes: usize, leaves: usize) -> Self {
+        let direct: Box<[AtomicU32]> = self
+            .direct
+            .iter()
+            .map(|a| AtomicU32::new(a.load(Ordering::Relaxed)))
+            .collect();
+        let mut lv: Vec<AtomicU16> = self
+            .leaves
+            .iter()
+            .map(|a| AtomicU16::new(a.load(Ordering::Relaxed)))
+            .collect();
+        lv.resize_with(leaves.max(self.leaves.len()), || AtomicU16::new(0));
+        let mut nv: Vec<LiveNode> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let c = LiveNode::default();
+                c.store(n.load());
+                c
+            })
+            .collect();
+        nv.resize_with(nodes.max(self.nodes.len()), LiveNode::default);
+        Self {
+            direct,
+            nodes: nv.into_boxed_slice(),
+            leaves: lv.into_boxed_slice(),
+        }
+    }
+
+    /// Longest-prefix match: the next-hop group, or [`NO_ROUTE`]. Never panics: an index out of
+    /// range (impossible in a consistent trie) reads as no route.
+    #[inline]
+    pub fn lookup<K: Key>(&self, key: K) -> u32 {
+        let Some(d) = self.direct.get(key.top()) else {
+            return NO_ROUTE;
+        };
+        let d = d.load(Ordering::Acquire);
+        if d & LEAF_FLAG != 0 {
+            return d & !LEAF_FLAG;
+        }
+        let mut idx = d;
+        let mut off = K::DIRECT_BITS;
+        loop {
+            match self.step(key, off, idx) {
+                Step::Leaf(v) => return v,
+                Step::Child(n) => idx = n,
+            }
+            off += STRIDE;
+            if off >= K::BITS {
+                return NO_ROUTE;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn step<K: Key>(&self, key: K, off: u32, idx: u32) -> Step {
+        let Some(node) = self.nodes.get(idx as usize) else {
+            return Step::Leaf(NO_ROUTE);
+        };
+        let v = key.chunk(off);
+        let below = upto(v);
+        let vector = node.vector.load(Ordering::Relaxed);
+        let bases = node.bases.load(Ordering::Relaxed);
+        if vector & (1 << v) != 0 {
+            let base1 = (bases >> 32) as u32;
+            Step::Child(base1.wrapping_add((vector & below).count_ones()).wrapping_sub(1))
+        } else {
+            let leafvec = node.leafvec.load(Ordering::Relaxed);
+            let i = (bases as u32)
+                .wrapping_add((leafvec & below).count_ones())
+                .wrapping_sub(1);
+            Step::Leaf(
+                self.leaves
+                    .get(i as usize)
+                    .map_or(NO_ROUTE, |l| u32::from(l.load(Ordering::Relaxed))),
+            )
+        }
+    }
+
+    /// Looks up every key; `out` must be as long as `keys` (extra entries are left alone).
+    pub fn lookup_batch<K: Key>(&self, keys: &[K], out: &mut [Option<GroupId>]) {
+        let mut kc = keys.chunks_exact(LANES);
+        let mut oc = out.chunks_exact_mut(LANES);
+        for (k, o) in (&mut kc).zip(&mut oc) {
+            self.lookup_lanes(k, o);
+        }
+        for (k, o) in kc.remainder().iter().zip(oc.into_remainder()) {
+            *o = GroupId::from_leaf(self.lookup(*k));
+        }
+    }
+
+    /// `LANES` lookups advanced level by level, so their loads overlap instead of queueing.
+    #[inline(always)]
+    fn lookup_lanes<K: Key>(&self, keys: &[K], out: &mut [Option<GroupId>]) {
+        let mut cur = [0u32; LANES];
+        let mut pending: u32 = 0;
+        for (i, ((k, c), o)) in keys.iter().zip(cur.iter_mut()).zip(out.iter_mut()).enumerate() {
+            let d = self
+                .direct
+                .get(k.top())
+                .map_or(LEAF_FLAG, |d| d.load(Ordering::Acquire));
+            if d & LEAF_FLAG != 0 {
+                *o = GroupId::from_leaf(d & !LEAF_FLAG);
+            } else {
+                *c = d;
+                pending |= 1 << i;
+            }
+        }
+        let mut off = K::DIRECT_BITS;
+        while pending != 0 {
+            if off >= K::BITS {
+                for (i, o) in out.iter_mut().enumerate() {
+                    if pending & (1 << i) != 0 {
+                        *o = None;
+                    }
+                }
+                return;
+            }
+            let mut p = pending;
+            while p != 0 {
+                let i = p.trailing_zeros() as usize;
+                p &= p - 1;
+                let (Some(c), Some(k), Some(o)) = (cur.get_mut(i), keys.get(i), out.get_mut(i)) else {
+                    return;
+                };
+                match self.step(*k, off, *c) {
+                    Step::Child(n) => *c = n,
+                    Step::Leaf(v) => {
+                        *o = GroupId::from_leaf(v);
+                        pending &= !(1 << i);
+                    }
+                }
+            }
+            off += STRIDE;
+        }
+    }
+
+    /// Bytes of the arrays as allocated.
+    pub fn capacity_bytes(&self) -> usize {
+        self.direct.len() * 4 + self.nodes.len() * std::mem::size_of::<LiveNode>() + self.leaves.len() * 2
+    }
+}
+
+/// A node's live form: collapsed into a leaf value (its 64 slots agree and it has no node
+/// children), or a node record stored in its parent's child block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Live {
+    Leaf(u32),
+    Node(NodeRecord),
+}
+
+/// A route ending inside a node's stride: `len` bits (1..=6) of the stride, value `bits`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StrideRoute {
+    len: u8,
+    bits: u8,
+    value: u32,
+}
+
+/// Writer-side node: the routes that end in this stride, the children, and what was last built.
+#[derive(Debug)]
+struct ShadowNode {
+    /// Sorted by (len, bits): painting in this order lets longer routes win.
+    routes: Vec<StrideRoute>,
+    child_map: u64,
+    /// Children in slot order (popcount-indexed by `child_map`).
+    children: Vec<ShadowNode>,
+    /// Something below changed since the last build.
+    dirty: bool,
+    /// The inherited value the live form was built with.
+    default: u32,
+    live: Live,
+}
+
+impl ShadowNode {
+    fn new_dirty() -> Self {
+        Self {
+            routes: Vec::new(),
+            child_map: 0,
+            children: Vec::new(),
+            dirty: true,
+            default: NO_ROUTE,
+            live: Live::Leaf(NO_ROUTE),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.routes.is_empty() && self.children.is_empty()
+    }
+
+    fn rank(&self, slot: usize) -> usize {
+        (self.child_map & (upto(slot) >> 1)).count_ones() as usize
+    }
+
+    fn child(&self, slot: usize) -> Option<&ShadowNode> {
+        if self.child_map & (1 << slot) == 0 {
+            return None;
+        }
+        self.children.get(self.rank(slot))
+    }
+
+    fn child_or_insert(&mut self, slot: usize) -> &mut ShadowNode {
+        let rank = self.rank(slot);
+        if self.child_map & (1 << slot) == 0 {
+            self.child_map |= 1 << slot;
+            self.children.insert(rank, ShadowNode::new_dirty());
+        }
+        &mut self.children[rank]
+    }
+
+    fn find_route(&self, len: u8, bits: u8) -> Result<usize, usize> {
+        self.routes
+            .binary_search_by(|r| (r.len, r.bits).cmp(&(len, bits)))
+    }
+
+    /// The 64 slot values this node's own routes give on top of `default`.
+    fn paint(&self, default: u32) -> [u32; SLOTS] {
+        let mut slots = [default; SLOTS];
+        for r in &self.routes {
+            let span = STRIDE - u32::from(r.len);
+            let start = usize::from(r.bits) << span;
+            if let Some(s) = slots.get_mut(start..start + (1 << span)) {
+                s.fill(r.value);
+            }
+        }
+        slots
+    }
+}
+
+/// Owns the allocators and the current tables; writes blocks and grows the arrays.
+#[derive(Debug)]
+struct Builder {
+    cell: Arc<Published<TrieTables>>,
+    tables: Arc<TrieTables>,
+    nodes: BlockAllocator,
+    leaves: BlockAllocator,
+    /// Tag for blocks retired during the current update.
+    epoch: u64,
+}
+
+impl Builder {
+    fn alloc_nodes(&mut self, n: usize) -> u32 {
+        let s = self.nodes.alloc(n);
+        self.ensure_capacity();
+        s
+    }
+
+    fn alloc_leaves(&mut self, n: usize) -> u32 {
+        let s = self.leaves.alloc(n);
+        self.ensure_capacity();
+        s
+    }
+
+    /// Grows (by copying and republishing) when an allocation went past the arrays' end.
+    fn ensure_capacity(&mut self) {
+        let need_n = self.nodes.high_water() as usize;
+        let need_l = self.leaves.high_water() as usize;
+        let t = &self.tables;
+        if need_n <= t.nodes.len() && need_l <= t.leaves.len() {
+            return;
+        }
+        let grow = |have: usize, need: usize| {
+            if need <= have {
+                have
+            } else {
+                need.max(have * 2).max(1024)
+            }
+        };
+        let next = Arc::new(t.grown(grow(t.nodes.len(), need_n), grow(t.leaves.len(), need_l)));
+        self.cell.publish(next.clone());
+        self.tables = next;
+    }
+
+    fn read_node(&self, idx: u32) -> NodeRecord {
+        self.tables
+            .nodes
+            .get(idx as usize)
+            .map_or_else(NodeRecord::default, LiveNode::load)
+    }
+
+    fn write_node(&self, idx: u32, r: NodeRecord) {
+        if let Some(n) = self.tables.nodes.get(idx as usize) {
+            n.store(r);
+        }
+    }
+
+    fn leaf_block_equals(&self, base: u32, values: &[u32]) -> bool {
+        values.iter().enumerate().all(|(i, v)| {
+            self.tables
+                .leaves
+                .get(base as usize + i)
+                .map(|l| u32::from(l.load(Ordering::Relaxed)))
+                == Some(*v)
+        })
+    }
+
+    /// Retires the blocks a node record owns (not the record's own slot).
+    fn release(&mut self, live: Live) {
+        if let Live::Node(r) = live {
+            self.leaves
+                .retire(r.base0, r.leafvec.count_ones() as usize, self.epoch);
+            self.nodes
+                .retire(r.base1, r.vector.count_ones() as usize, self.epoch);
+        }
+    }
+
+    /// Recomputes `node`'s live form for inherited value `default`, descending only into
+    /// children that are dirty or whose inherited value changed, and reusing every block whose
+    /// content is unchanged. Retires the blocks it replaces.
+    fn rebuild(&mut self, node: &mut ShadowNode, default: u32) -> Live {
+        let slots = node.paint(default);
+        let mut leaf_vals = slots;
+        let mut vector = 0u64;
+        let mut children_changed = false;
+        let mut bits = node.child_map;
+        let mut kept = 0u64;
+        node.children.retain_mut(|child| {
+            let j = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            let inherited = slots.get(j).copied().unwrap_or(default);
+            if child.dirty || child.default != inherited {
+                let before = child.live;
+                child.live = self.rebuild(child, inherited);
+                children_changed |= before != child.live;
+            }
+            if child.is_empty() {
+                return false;
+            }
+            kept |= 1 << j;
+            match child.live {
+                Live::Leaf(v) => {
+                    if let Some(l) = leaf_vals.get_mut(j) {
+                        *l = v;
+                    }
+                }
+                Live::Node(_) => vector |= 1 << j,
+            }
+            true
+        });
+        node.child_map = kept;
+        node.dirty = false;
+        node.default = default;
+        let old = match node.live {
+            Live::Node(r) => Some(r),
+            Live::Leaf(_) => None,
+        };
+
+        let first = leaf_vals[0];
+        if vector == 0 && leaf_vals.iter().all(|&v| v == first) {
+            self.release(node.live);
+            return Live::Leaf(first);
+        }
+
+        // Leaves, compressed: one entry per run of equal values among the non-child slots.
+        let mut leafvec = 0u64;
+        let mut leaves = [0u32; SLOTS];
+        let mut n = 0usize;
+        let mut prev: Option<u32> = None;
+        for (j, &v) in leaf_vals.iter().enumerate() {
+            if vector & (1 << j) != 0 {
+                continue;
+            }
+            if prev != Some(v) {
+                leafvec |= 1 << j;
+                if let Some(l) = leaves.get_mut(n) {
+                    *l = v;
+                }
+                n += 1;
+                prev = Some(v);
+            }
+        }
+        let leaves = leaves.get(..n).unwrap_or(&[]);
+        let base0 = match old {
+            Some(r) if r.leafvec == leafvec && self.leaf_block_equals(r.base0, leaves) => r.base0,
+            _ => {
+                if let Some(r) = old {
+                    self.leaves
+                        .retire(r.base0, r.leafvec.count_ones() as usize, self.epoch);
+                }
+                if n == 0 {
+                    0
+                } else {
+                    let b = self.alloc_leaves(n);
+                    for (i, v) in leaves.iter().enumerate() {
+                        if let Some(l) = self.tables.leaves.get(b as usize + i) {
+                            l.store(*v as u16, Ordering::Relaxed);
+                        }
+                    }
+                    b
+                }
+            }
+        };
+
+        let base1 = match old {
+            Some(r) if r.vector == vector && !children_changed => r.base1,
+            _ => {
+                if let Some(r) = old {
+                    self.nodes
+                        .retire(r.base1, r.vector.count_ones() as usize, self.epoch);
+                }
+                if vector == 0 {
+                    0
+                } else {
+                    let b = self.alloc_nodes(vector.count_ones() as usize);
+                    let mut i = b;
+                    for child in &node.children {
+                        if let Live::Node(rec) = child.live {
+                            self.write_node(i, rec);
+                            i += 1;
+                        }
+                    }
+                    b
+                }
+            }
+        };
+        Live::Node(NodeRecord {
+            vector,
+            leafvec,
+            base0,
+            base1,
+        })
+    }
+}
+
+/// The single writer of one family's trie.
+#[derive(Debug)]
+pub struct TrieWriter<K: Key> {
+    build: Builder,
+    /// Shadow subtree per direct-array entry.
+    roots: Vec<Option<Box<ShadowNode>>>,
+    /// Routes no longer than `DIRECT_BITS`, by (network, length).
+    top_routes: HashMap<(K, u8), u32>,
+    /// Per direct entry: 1 + length of the longest top route covering it (0: none) ...
+    top_len: Vec<u8>,
+    /// ... and its value: what the entry's subtree inherits.
+    top_val: Vec<u32>,
+    routes: usize,
+    dirty: Vec<u32>,
+    dirty_mark: Vec<bool>,
+    _key: PhantomData<K>,
+}
+
+impl<K: Key> TrieWriter<K> {
+    /// An empty trie and the cell its readers load from.
+    pub fn new() -> (Self, Arc<Published<TrieTables>>) {
+        let entries = 1usize << K::DIRECT_BITS;
+        let tables = Arc::new(TrieTables::new(K::DIRECT_BITS, 1024, 1024));
+        let cell = Arc::new(Published::new(TrieTables::new(0, 0, 0)));
+        cell.publish(tables.clone());
+        let w = Self {
+            build: Builder {
+                cell: cell.clone(),
+                tables,
+                nodes: BlockAllocator::new(0),
+                leaves: BlockAllocator::new(0),
+                epoch: 0,
+            },
+            roots: (0..entries).map(|_| None).collect(),
+            top_routes: HashMap::new(),
+            top_len: vec![0; entries],
+            top_val: vec![NO_ROUTE; entries],
+            routes: 0,
+            dirty: Vec::new(),
+            dirty_mark: vec![false; entries],
+            _key: PhantomData,
+        };
+        (w, cell)
+    }
+
+    /// The tables as the writer last built them.
+    pub fn tables(&self) -> &TrieTables {
+        &self.build.tables
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes
+    }
+
+    /// True when there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes == 0
+    }
+
+    /// The value of exactly this prefix, if present.
+    pub fn get(&self, bits: K, len: u32) -> Option<u32> {
+        if len <= K::DIRECT_BITS {
+            return self.top_routes.get(&(bits, len as u8)).copied();
+        }
+        let mut node = self.roots.get(bits.top())?.as_deref()?;
+        let mut off = K::DIRECT_BITS;
+        loop {
+            if len <= off + STRIDE {
+                let sl = (len - off) as u8;
+                let sb = (bits.chunk(off) >> (STRIDE - u32::from(sl))) as u8;
+                return node
+                    .find_route(sl, sb)
+                    .ok()
+                    .and_then(|i| node.routes.get(i))
+                    .map(|r| r.value);
+            }
+            node = node.child(bits.chunk(off))?;
+            off += STRIDE;
+        }
+    }
+
+    fn mark(&mut self, e: usize) {
+        if let Some(m) = self.dirty_mark.get_mut(e) {
+            if !*m {
+                *m = true;
+                self.dirty.push(e as u32);
+            }
+        }
+    }
+
+    /// Stages `bits/len -> value` (the caller checked the prefix and that value is a group
+    /// number, 1..=65535); nothing is visible to readers before [`Self::commit`]. Returns the previous value.
+    pub fn stage_insert(&mut self, bits: K, len: u32, value: u32) -> Option<u32> {
+        let prev = self.get(bits, len);
+        if prev == Some(value) {
+            return prev;
+        }
+        if prev.is_none() {
+            self.routes += 1;
+        }
+        if len <= K::DIRECT_BITS {
+            self.top_routes.insert((bits, len as u8), value);
+            let start = bits.top();
+            let count = 1usize << (K::DIRECT_BITS - len);
+            for e in start..start + count {
+                if let (Some(tl), Some(tv)) = (self.top_len.get_mut(e), self.top_val.get_mut(e)) {
+                    if u32::from(*tl) <= len + 1 {
+                        *tl = (len + 1) as u8;
+                        *tv = value;
+                        self.mark(e);
+                    }
+                }
+            }
+            return prev;
+        }
+        let e = bits.top();
+        let Some(slot) = self.roots.get_mut(e) else {
+            return prev;
+        };
+        let mut node: &mut ShadowNode = slot.get_or_insert_with(|| Box::new(ShadowNode::new_dirty()));
+        let mut off = K::DIRECT_BITS;
+        loop {
+            node.dirty = true;
+            if len <= off + STRIDE {
+                let sl = (len - off) as u8;
+                let sb = (bits.chunk(off) >> (STRIDE - u32::from(sl))) as u8;
+                let r = StrideRoute {
+                    len: sl,
+                    bits: sb,
+                    value,
+                };
+                match node.find_route(sl, sb) {
+                    Ok(i) => node.routes[i] = r,
+                    Err(i) => node.routes.insert(i, r),
+                }
+                break;
+            }
+            node = node.child_or_insert(bits.chunk(off));
+            off += STRIDE;
+        }
+        self.mark(e);
+        prev
+    }
+
+    /// Stages the removal of exactly `bits/len`; returns its value if it existed.
+    pub fn stage_remove(&mut self, bits: K, len: u32) -> Option<u32> {
+        let prev = self.get(bits, len)?;
+        self.routes -= 1;
+        if len <= K::DIRECT_BITS {
+            self.top_routes.remove(&(bits, len as u8));
+            // The fallback for the whole range is the longest shorter top route covering it.
+            let (flen, fval) = (0..len)
+                .rev()
+                .find_map(|l| {
+                    self.top_routes
+                        .get(&(bits.masked(l), l as u8))
+                        .map(|v| ((l + 1) as u8, *v))
+                })
+                .unwrap_or((0, NO_ROUTE));
+            let start = bits.top();
+            let count = 1usize << (K::DIRECT_BITS - len);
+            for e in start..start + count {
+                if let (Some(tl), Some(tv)) = (self.top_len.get_mut(e), self.top_val.get_mut(e)) {
+                    if u32::from(*tl) == len + 1 {
+                        *tl = flen;
+                        *tv = fval;
+                        self.mark(e);
+                    }
+                }
+            }
+            return Some(prev);
+        }
+        let e = bits.top();
+        let Some(Some(root)) = self.roots.get_mut(e) else {
+            return Some(prev);
+        };
+        let mut node: &mut ShadowNode = root;
+        let mut off = K::DIRECT_BITS;
+        loop {
+            node.dirty = true;
+            if len <= off + STRIDE {
+                let sl = (len - off) as u8;
+                let sb = (bits.chunk(off) >> (STRIDE - u32::from(sl))) as u8;
+                if let Ok(i) = node.find_route(sl, sb) {
+                    node.routes.remove(i);
+                }
+                break;
+            }
+            let j = bits.chunk(off);
+            if node.child_map & (1 << j) == 0 {
+                break;
+            }
+            node = node.child_or_insert(j);
+            off += STRIDE;
+        }
+        self.mark(e);
+        Some(prev)
+    }
+
+    /// Builds and publishes everything staged since the last commit, one direct entry at a time.
+    /// `epoch` tags the blocks this unlinks. Returns the number of direct entries rebuilt.
+    pub fn commit(&mut self, epoch: u64) -> usize {
+        self.build.epoch = epoch;
+        let dirty = std::mem::take(&mut self.dirty);
+        for &e in &dirty {
+            self.publish_entry(e as usize);
+            if let Some(m) = self.dirty_mark.get_mut(e as usize) {
+                *m = false;
+            }
+        }
+        let n = dirty.len();
+        self.dirty = dirty;
+        self.dirty.clear();
+        n
+    }
+
+    fn publish_entry(&mut self, e: usize) {
+        let default = self.top_val.get(e).copied().unwrap_or(NO_ROUTE);
+        let Some(slot) = self.roots.get_mut(e) else { return };
+        let live = match slot.as_deref_mut() {
+            None => Live::Leaf(default),
+            Some(root) => {
+                if root.dirty || root.default != default {
+                    root.live = self.build.rebuild(root, default);
+                }
+                root.live
+            }
+        };
+        if slot.as_deref().is_some_and(ShadowNode::is_empty) {
+            *slot = None;
+        }
+        let Some(entry) = self.build.tables.direct.get(e) else {
+            return;
+        };
+        let old = entry.load(Ordering::Relaxed);
+        let new = match live {
+            Live::Leaf(v) => LEAF_FLAG | v,
+            Live::Node(rec) => {
+                if old & LEAF_FLAG == 0 && self.build.read_node(old) == rec {
+                    old
+                } else {
+                    let i = self.build.alloc_nodes(1);
+                    self.build.write_node(i, rec);
+                    i
+                }
+            }
+        };
+        if new != old {
+            // Re-fetch: allocating may have grown (replaced) the tables.
+            if let Some(entry) = self.build.tables.direct.get(e) {
+                entry.store(new, Ordering::Release);
+            }
+            if old & LEAF_FLAG == 0 {
+                self.build.nodes.retire(old, 1, self.build.epoch);
+            }
+        }
+    }
+
+    /// Returns retired blocks older than `safe_epoch` to the free lists.
+    pub fn reclaim(&mut self, safe_epoch: u64) {
+        self.build.nodes.reclaim(safe_epoch);
+        self.build.leaves.reclaim(safe_epoch);
+    }
+
+    /// Blocks waiting for a grace period.
+    pub fn pending_blocks(&self) -> usize {
+        self.build.nodes.pending_blocks() + self.build.leaves.pending_blocks()
+    }
+
+    /// Memory accounting.
+    pub fn memory(&self) -> TrieMemory {
+        TrieMemory {
+            direct_bytes: self.build.tables.direct.len() * 4,
+            node_bytes: self.build.nodes.in_use() as usize * std::mem::size_of::<LiveNode>(),
+            leaf_bytes: self.build.leaves.in_use() as usize * 2,
+            nodes: self.build.nodes.in_use() as usize,
+            leaves: self.build.leaves.in_use() as usize,
+            allocated_bytes: self.build.tables.capacity_bytes(),
+        }
+    }
+
+    /// Calls `f(network bits, length, value)` for every route: the short ones first, then by
+    /// direct entry.
+    pub fn for_each_route(&self, mut f: impl FnMut(K, u32, u32)) {
+        let mut top: Vec<_> = self.top_routes.iter().map(|(&(k, l), &v)| (k, l, v)).collect();
+        top.sort_unstable();
+        for (k, l, v) in top {
+            f(k, u32::from(l), v);
+        }
+        for (e, root) in self.roots.iter().enumerate() {
+            if let Some(root) = root {
+                visit(root, K::from_top(e), K::DIRECT_BITS, &mut f);
+            }
+        }
+    }
+}
+
+fn visit<K: Key>(node: &ShadowNode, key: K, off: u32, f: &mut impl FnMut(K, u32, u32)) {
+    for r in &node.routes {
+        let len = off + u32::from(r.len);
+        let k = key.with_chunk(off, usize::from(r.bits) << (STRIDE - u32::from(r.len)));
+        f(k.masked(len), len, r.value);
+    }
+    let mut bits = node.child_map;
+    for child in &node.children {
+        let j = bits.trailing_zeros() as usize;
+        bits &= bits.wrapping_sub(1);
+        visit(child, key.with_chunk(off, j), off + STRIDE, f);
+    }
+}
+
+/// What a family's trie occupies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrieMemory {
+    /// The direct-pointing array.
+    pub direct_bytes: usize,
+    /// Nodes in live blocks.
+    pub node_bytes: usize,
+    /// Leaves in live blocks.
+    pub leaf_bytes: usize,
+    pub nodes: usize,
+    pub leaves: usize,
+    /// The arrays as allocated, including free and not-yet-reclaimed blocks and growth headroom.
+    pub allocated_bytes: usize,
+}
+
+impl TrieMemory {
+    /// Bytes the lookup structure needs: direct array plus live nodes and leaves.
+    pub fn total_bytes(&self) -> usize {
+        self.direct_bytes + self.node_bytes + self.leaf_bytes
+    }
+}
