@@ -37,6 +37,10 @@ pub const HARDWARE_POPCNT: bool = cfg!(target_feature = "popcnt");
 #[cfg(test)]
 mod tests {
     #[test]
+    #[expect(
+        clippy::assertions_on_constants,
+        reason = "the constant is the build configuration under test"
+    )]
     fn this_machine_runs_this_build() {
         assert_eq!(super::check(), Ok(()));
         assert!(

@@ -2,7 +2,7 @@
 //! gzip-compressed, `#` comments and blank lines ignored, CRLF tolerated. This is the format of
 //! the full Internet table in `shared/data/fib/prefixes.txt.gz`.
 
-use crate::fib::Prefix;
+use crate::fib::{Adjacency, AdjacencyId, FibConfig, FibError, FibWriter, GroupId, NextHop, Prefix};
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -84,6 +84,49 @@ pub fn shared_path(rel: &str) -> Option<PathBuf> {
 /// The full Internet table shipped in the shared data (902k IPv4 + 160k IPv6 prefixes).
 pub const REAL_TABLE: &str = "data/fib/prefixes.txt.gz";
 
+/// A deterministic next-hop group (1..=`groups`) for a prefix of a list that carries none:
+/// FNV-1a over the prefix's bits and length, so neighbouring prefixes get unrelated groups.
+/// That is the worst case for the trie's leaf compression, so memory figures are conservative.
+pub fn synthetic_group(prefix: &Prefix, groups: u32) -> GroupId {
+    let (bits, len) = match prefix {
+        Prefix::V4(n) => (u128::from(n.bits()), n.len()),
+        Prefix::V6(n) => (n.bits(), n.len() + 256),
+    };
+    let h = bits
+        .to_be_bytes()
+        .iter()
+        .chain(len.to_be_bytes().iter())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let n = (h % u64::from(groups.clamp(1, GroupId::MAX))) as u32 + 1;
+    GroupId::new(n).unwrap_or(GroupId::MIN)
+}
+
+/// A FIB with `groups` next-hop groups, each over one forwarding adjacency, ready for routes
+/// that use [`synthetic_group`]. For tools, tests and benchmarks that load bare prefix lists.
+pub fn fib_with_synthetic_groups(groups: u32) -> Result<FibWriter, FibError> {
+    let groups = groups.clamp(1, GroupId::MAX);
+    let mut fib = FibWriter::new(FibConfig {
+        max_groups: groups,
+        max_adjacencies: groups,
+    });
+    for i in 1..=groups {
+        let adj = AdjacencyId(i - 1);
+        let mac = [0x02, 0, 0, 0, (i >> 8) as u8, i as u8];
+        fib.set_adjacency(adj, Adjacency::forward((i % 4) as u16, 1500, None, mac))?;
+        let g = GroupId::new(i).unwrap_or(GroupId::MIN);
+        fib.set_group(
+            g,
+            &[NextHop {
+                adjacency: adj,
+                weight: 1,
+            }],
+        )?;
+    }
+    Ok(fib)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +137,20 @@ mod tests {
         let v = parse_prefixes(text.as_bytes(), "t").unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[1].to_string(), "2001:db8::/32");
+    }
+
+    #[test]
+    fn synthetic_groups_are_in_range_and_spread() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..1000u32 {
+            let p: Prefix = format!("198.18.{}.0/24", i % 256).parse().unwrap();
+            let g = synthetic_group(&p, 64);
+            assert!((1..=64).contains(&g.get()));
+            seen.insert(g);
+        }
+        assert!(seen.len() > 50, "{}", seen.len());
+        let fib = fib_with_synthetic_groups(64).unwrap();
+        assert!(fib.group(GroupId::new(64).unwrap()).is_some());
     }
 
     #[test]

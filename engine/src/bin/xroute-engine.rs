@@ -6,9 +6,7 @@ use clap::{Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Instant;
-use xroute_engine::fib::{
-    Adjacency, AdjacencyId, FibConfig, FibWriter, GroupId, NextHop, Prefix, RouteChange,
-};
+use xroute_engine::fib::{GroupId, Prefix, RouteChange};
 use xroute_engine::{cpu, table};
 
 #[derive(Parser, Debug)]
@@ -47,14 +45,6 @@ fn main() {
     }
 }
 
-/// Deterministic synthetic next hop for a prefix (FNV-1a over its text form).
-fn group_for(prefix: &Prefix, groups: u32) -> Option<GroupId> {
-    let h = prefix.to_string().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    GroupId::new((h % u64::from(groups)) as u32 + 1)
-}
-
 fn run() -> Result<()> {
     cpu::check().map_err(anyhow::Error::msg)?;
     let cli = Cli::parse();
@@ -78,28 +68,10 @@ fn load_table(path: Option<PathBuf>, groups: u32, lookups: &[IpAddr], json: bool
     let prefixes = table::read_prefixes(&path)?;
     let read_s = t0.elapsed().as_secs_f64();
 
-    let mut fib = FibWriter::new(FibConfig {
-        max_groups: groups,
-        max_adjacencies: groups,
-    });
-    for i in 1..=groups {
-        let adj = AdjacencyId(i - 1);
-        fib.set_adjacency(
-            adj,
-            Adjacency::forward((i % 4) as u16, 1500, None, [2, 0, 0, 0, 0, 1]),
-        )?;
-        let g = GroupId::new(i).context("group id")?;
-        fib.set_group(
-            g,
-            &[NextHop {
-                adjacency: adj,
-                weight: 1,
-            }],
-        )?;
-    }
+    let mut fib = table::fib_with_synthetic_groups(groups)?;
     let changes: Vec<RouteChange> = prefixes
         .iter()
-        .filter_map(|p| group_for(p, groups).map(|g| RouteChange::Set(*p, g)))
+        .map(|p| RouteChange::Set(*p, table::synthetic_group(p, groups)))
         .collect();
     let t1 = Instant::now();
     fib.apply(changes)?;
@@ -111,9 +83,7 @@ fn load_table(path: Option<PathBuf>, groups: u32, lookups: &[IpAddr], json: bool
     {
         let view = reader.view();
         for p in &prefixes {
-            let Some(want) = group_for(p, groups) else {
-                continue;
-            };
+            let want = table::synthetic_group(p, groups);
             let (first, last) = match p {
                 Prefix::V4(n) => (IpAddr::V4(n.addr()), IpAddr::V4((n.last() as u32).into())),
                 Prefix::V6(n) => (IpAddr::V6(n.addr()), IpAddr::V6(n.last().into())),

@@ -60,6 +60,8 @@ pub struct GroupId(NonZeroU32);
 impl GroupId {
     /// Largest number a leaf can hold.
     pub const MAX: u32 = u16::MAX as u32;
+    /// Group 1.
+    pub const MIN: GroupId = GroupId(NonZeroU32::MIN);
 
     /// `None` for 0 or anything above [`Self::MAX`].
     pub const fn new(id: u32) -> Option<Self> {

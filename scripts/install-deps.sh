@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what building and testing xroute needs on Debian 12, idempotently: Debian packages
+# that are missing, and a Rust toolchain (rustup, stable) if there is no recent enough cargo.
+# Safe to run again; does nothing when everything is present.
+set -euo pipefail
+
+MIN_RUST="1.85"
+APT_PACKAGES=(ca-certificates curl gcc libc6-dev pkg-config python3 gzip)
+
+log() { printf '[install-deps] %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root for: $*"; exit 1; fi
+}
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Rust: prefer what is on PATH or in ~/.cargo; install rustup's stable toolchain otherwise.
+export PATH="$HOME/.cargo/bin:$PATH"
+version_ok() {
+  command -v cargo >/dev/null || return 1
+  local v; v=$(cargo --version | awk '{print $2}')
+  [ "$(printf '%s\n%s\n' "$MIN_RUST" "$v" | sort -V | head -n1)" = "$MIN_RUST" ]
+}
+if ! version_ok; then
+  if command -v rustup >/dev/null; then
+    log "updating the Rust toolchain (need >= $MIN_RUST)"
+    rustup toolchain install stable --profile minimal
+    rustup default stable
+  else
+    log "installing Rust (rustup, stable, minimal profile)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  fi
+fi
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi
+version_ok || { log "cargo >= $MIN_RUST is still missing"; exit 1; }
+log "ready: $(cargo --version)"

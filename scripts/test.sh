@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, then formatting, lints, every
+# test (unit, property, real-table, concurrency) and a compile check of the benchmarks.
+# Tests run in the `ci` profile: release speed with debug assertions and overflow checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n== %s\n' "$*"; }
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+step "cargo bench --no-run"
+cargo bench --locked --workspace --no-run
+step "cargo test"
+cargo test --locked --workspace --profile ci
