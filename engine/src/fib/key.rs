@@ -34,6 +34,13 @@ pub trait Key: Copy + Eq + Ord + Hash + Debug + Default + Send + Sync + 'static 
 
 macro_rules! impl_key {
     ($t:ty, $direct:expr) => {
+        impl_key!(
+            $t,
+            $direct,
+            |key: $t, off: u32| ((key.wrapping_shl(off)) >> (<$t>::BITS - STRIDE)) as usize
+        );
+    };
+    ($t:ty, $direct:expr, $chunk:expr) => {
         impl Key for $t {
             const BITS: u32 = <$t>::BITS;
             const DIRECT_BITS: u32 = $direct;
@@ -46,7 +53,8 @@ macro_rules! impl_key {
             #[inline(always)]
             fn chunk(self, off: u32) -> usize {
                 // Shift the consumed bits out, then keep the next six; past the end zeros come in.
-                ((self.wrapping_shl(off)) >> (Self::BITS - STRIDE)) as usize
+                let chunk = $chunk;
+                chunk(self, off)
             }
 
             #[inline]
@@ -97,7 +105,13 @@ macro_rules! impl_key {
 }
 
 impl_key!(u32, 18);
-impl_key!(u128, 16);
+// With 16 direct bits and 6-bit strides no IPv6 stride straddles bit 64 (16 + 6 * 8 = 64), so
+// one 64-bit half and two 64-bit shifts do instead of variable 128-bit shifts.
+const _: () = assert!((64 - 16) % STRIDE == 0);
+impl_key!(u128, 16, |key: u128, off: u32| {
+    let half = if off < 64 { (key >> 64) as u64 } else { key as u64 };
+    ((half << (off & 63)) >> (64 - STRIDE)) as usize
+});
 
 #[cfg(test)]
 mod tests {

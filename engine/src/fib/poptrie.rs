@@ -275,8 +275,12 @@ struct ShadowNode {
     child_map: u64,
     /// Children in slot order (popcount-indexed by `child_map`).
     children: Vec<ShadowNode>,
-    /// Something below changed since the last build.
+    /// Something in or below this node changed since the last build.
     dirty: bool,
+    /// Children with a change below them since the last build.
+    dirty_children: u64,
+    /// Slots whose painted value a route change here may have altered since the last build.
+    changed_slots: u64,
     /// The inherited value the live form was built with.
     default: u32,
     live: Live,
@@ -289,6 +293,9 @@ impl ShadowNode {
             child_map: 0,
             children: Vec::new(),
             dirty: true,
+            dirty_children: 0,
+            // A new node has never been built: every slot must be computed.
+            changed_slots: u64::MAX,
             default: NO_ROUTE,
             live: Live::Leaf(NO_ROUTE),
         }
@@ -316,6 +323,18 @@ impl ShadowNode {
             self.children.insert(rank, ShadowNode::new_dirty());
         }
         &mut self.children[rank]
+    }
+
+    /// The slots a route of `len` stride bits with value `bits` covers.
+    fn route_slots(len: u8, bits: u8) -> u64 {
+        let span = STRIDE - u32::from(len);
+        let count = 1u32 << span;
+        let run = if count >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << count) - 1
+        };
+        run << (u32::from(bits) << span)
     }
 
     fn find_route(&self, len: u8, bits: u8) -> Result<usize, usize> {
@@ -388,6 +407,13 @@ impl Builder {
             .map_or_else(NodeRecord::default, LiveNode::load)
     }
 
+    fn read_leaf(&self, idx: u32) -> u32 {
+        self.tables
+            .leaves
+            .get(idx as usize)
+            .map_or(NO_ROUTE, |l| u32::from(l.load(Ordering::Relaxed)))
+    }
+
     fn write_node(&self, idx: u32, r: NodeRecord) {
         if let Some(n) = self.tables.nodes.get(idx as usize) {
             n.store(r);
@@ -414,49 +440,88 @@ impl Builder {
         }
     }
 
-    /// Recomputes `node`'s live form for inherited value `default`, descending only into
-    /// children that are dirty or whose inherited value changed, and reusing every block whose
-    /// content is unchanged. Retires the blocks it replaces.
+    /// Recomputes `node`'s live form for inherited value `default`. Starts from the node's old
+    /// live blocks (contiguous, so cheap to read) and recomputes only the slots a route change
+    /// or a new default can have altered, descending only into children that are dirty or whose
+    /// inherited value may have changed; siblings' shadow nodes are not touched. Reuses every
+    /// block whose content is unchanged and retires the blocks it replaces.
     fn rebuild(&mut self, node: &mut ShadowNode, default: u32) -> Live {
-        let slots = node.paint(default);
-        let mut leaf_vals = slots;
-        let mut vector = 0u64;
+        let affected = if node.default != default {
+            u64::MAX
+        } else {
+            node.changed_slots
+        };
+        let visit = (node.dirty_children | affected) & node.child_map;
+        // Slots without a child hold their painted value; the rest are filled below.
+        let mut vals = node.paint(default);
+        let painted = vals;
+        let old = node.live;
+        let mut vector = match old {
+            Live::Node(r) => r.vector,
+            Live::Leaf(_) => 0,
+        };
+        // Children that need it are rebuilt; the rest keep their old form (a collapsed child's
+        // value is read back from the old leaf block, a node child's record stays in the old
+        // child block and is copied from there if the block has to be rewritten).
         let mut children_changed = false;
+        let mut emptied = 0u64;
         let mut bits = node.child_map;
-        let mut kept = 0u64;
-        node.children.retain_mut(|child| {
+        while bits != 0 {
             let j = bits.trailing_zeros() as usize;
-            bits &= bits.wrapping_sub(1);
-            let inherited = slots.get(j).copied().unwrap_or(default);
+            bits &= bits - 1;
+            if visit & (1 << j) == 0 {
+                if vector & (1 << j) == 0 {
+                    vals[j] = match old {
+                        Live::Node(r) => {
+                            let li = r
+                                .base0
+                                .wrapping_add((r.leafvec & upto(j)).count_ones())
+                                .wrapping_sub(1);
+                            self.read_leaf(li)
+                        }
+                        Live::Leaf(v) => v,
+                    };
+                }
+                continue;
+            }
+            let rank = node.rank(j);
+            let Some(child) = node.children.get_mut(rank) else {
+                continue;
+            };
+            let inherited = painted[j];
             if child.dirty || child.default != inherited {
                 let before = child.live;
                 child.live = self.rebuild(child, inherited);
                 children_changed |= before != child.live;
             }
+            vector &= !(1 << j);
             if child.is_empty() {
-                return false;
+                emptied |= 1 << j;
+                continue;
             }
-            kept |= 1 << j;
             match child.live {
-                Live::Leaf(v) => {
-                    if let Some(l) = leaf_vals.get_mut(j) {
-                        *l = v;
-                    }
-                }
+                Live::Leaf(v) => vals[j] = v,
                 Live::Node(_) => vector |= 1 << j,
             }
-            true
-        });
-        node.child_map = kept;
+        }
+        while emptied != 0 {
+            let j = 63 - emptied.leading_zeros() as usize;
+            emptied &= !(1 << j);
+            let rank = node.rank(j);
+            node.children.remove(rank);
+            node.child_map &= !(1 << j);
+        }
         node.dirty = false;
+        node.dirty_children = 0;
+        node.changed_slots = 0;
         node.default = default;
-        let old = match node.live {
+        let old = match old {
             Live::Node(r) => Some(r),
             Live::Leaf(_) => None,
         };
 
-        let first = leaf_vals[0];
-        if vector == 0 && leaf_vals.iter().all(|&v| v == first) {
+        let first = vals[0];
+        if vector == 0 && vals.iter().all(|&v| v == first) {
             self.release(node.live);
             return Live::Leaf(first);
         }
@@ -466,7 +531,7 @@ impl Builder {
         let mut leaves = [0u32; SLOTS];
         let mut n = 0usize;
         let mut prev: Option<u32> = None;
-        for (j, &v) in leaf_vals.iter().enumerate() {
+        for (j, &v) in vals.iter().enumerate() {
             if vector & (1 << j) != 0 {
                 continue;
             }
@@ -513,11 +578,25 @@ impl Builder {
                 } else {
                     let b = self.alloc_nodes(vector.count_ones() as usize);
                     let mut i = b;
-                    for child in &node.children {
-                        if let Live::Node(rec) = child.live {
-                            self.write_node(i, rec);
-                            i += 1;
-                        }
+                    let mut bits = vector;
+                    while bits != 0 {
+                        let j = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        let rec = match (visit & (1 << j) != 0, old) {
+                            // Rebuilt children carry their new record.
+                            (true, _) | (false, None) => match node.child(j).map(|c| c.live) {
+                                Some(Live::Node(rec)) => rec,
+                                _ => NodeRecord::default(),
+                            },
+                            // The others are copied from the old child block.
+                            (false, Some(r)) => self.read_node(
+                                r.base1
+                                    .wrapping_add((r.vector & upto(j)).count_ones())
+                                    .wrapping_sub(1),
+                            ),
+                        };
+                        self.write_node(i, rec);
+                        i += 1;
                     }
                     b
                 }
@@ -668,9 +747,12 @@ impl<K: Key> TrieWriter<K> {
                     Ok(i) => node.routes[i] = r,
                     Err(i) => node.routes.insert(i, r),
                 }
+                node.changed_slots |= ShadowNode::route_slots(sl, sb);
                 break;
             }
-            node = node.child_or_insert(bits.chunk(off));
+            let j = bits.chunk(off);
+            node.dirty_children |= 1 << j;
+            node = node.child_or_insert(j);
             off += STRIDE;
         }
         self.mark(e);
@@ -719,12 +801,14 @@ impl<K: Key> TrieWriter<K> {
                 if let Ok(i) = node.find_route(sl, sb) {
                     node.routes.remove(i);
                 }
+                node.changed_slots |= ShadowNode::route_slots(sl, sb);
                 break;
             }
             let j = bits.chunk(off);
             if node.child_map & (1 << j) == 0 {
                 break;
             }
+            node.dirty_children |= 1 << j;
             node = node.child_or_insert(j);
             off += STRIDE;
         }
