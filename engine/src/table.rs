@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Why a prefix list could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io { path: String, source: std::io::Error },
     #[error("{path}:{line}: {error}")]
     Parse {
