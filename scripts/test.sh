@@ -16,3 +16,5 @@ step "cargo bench --no-run"
 cargo bench --locked --workspace --no-run
 step "cargo test"
 cargo test --locked --workspace --profile ci
+step "loom model checks of the FIB's reclamation protocol"
+CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg loom" cargo test --locked --release -p xroute-engine --lib loom

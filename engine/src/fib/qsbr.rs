@@ -19,11 +19,18 @@
 //!   sees the slot or the reader sees the published update.
 
 use crossbeam_utils::CachePadded;
+#[cfg(loom)]
+use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(loom))]
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 
 /// Most readers that can be registered at once (one per forwarding core plus a few control
 /// threads is the expected use).
+#[cfg(not(loom))]
 pub const MAX_READERS: usize = 128;
+/// Under the loom model checker every slot is one more object to explore: keep two.
+#[cfg(loom)]
+pub const MAX_READERS: usize = 2;
 
 const FREE: u64 = u64::MAX;
 
@@ -118,7 +125,68 @@ impl Domain {
     }
 }
 
-#[cfg(test)]
+/// Model checks of the protocol with loom: every interleaving and every weak-memory outcome loom
+/// models, for one writer unlinking and reusing a block while a reader looks it up. Run with
+/// `RUSTFLAGS="--cfg loom" cargo test -p xroute-engine --lib loom` (as `scripts/test.sh` does).
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Two blocks and a direct entry naming one. The writer publishes block 1 (unlinking block 0),
+    /// advances the epoch and, if the domain says no reader can hold block 0, reuses it. A reader
+    /// that reached a block must read the value that block was published with.
+    fn model(register_in_thread: bool) {
+        loom::model(move || {
+            let domain = Arc::new(Domain::default());
+            let entry = Arc::new(AtomicUsize::new(0));
+            let blocks = Arc::new([AtomicUsize::new(100), AtomicUsize::new(200)]);
+            let early = if register_in_thread {
+                None
+            } else {
+                domain.register()
+            };
+            let reader = {
+                let (domain, entry, blocks) = (domain.clone(), entry.clone(), blocks.clone());
+                thread::spawn(move || {
+                    let slot = match early {
+                        Some(s) => {
+                            domain.announce(s);
+                            s
+                        }
+                        None => domain.register().expect("slot"),
+                    };
+                    let b = entry.load(Ordering::Acquire);
+                    let v = blocks[b].load(Ordering::Relaxed);
+                    assert_eq!(v, (b + 1) * 100, "the reader saw block {b} after it was reused");
+                    domain.unregister(slot);
+                })
+            };
+            // Writer: publish, retire with the current tag, advance, reuse when safe.
+            entry.store(1, Ordering::Release);
+            let tag = domain.current();
+            domain.advance();
+            if tag < domain.safe_epoch() {
+                blocks[0].store(999, Ordering::Relaxed);
+            }
+            reader.join().expect("reader");
+        });
+    }
+
+    #[test]
+    fn loom_registered_reader_never_sees_a_reused_block() {
+        model(false);
+    }
+
+    #[test]
+    fn loom_reader_registering_during_the_update_never_sees_a_reused_block() {
+        model(true);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
