@@ -29,7 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use xroute_benches::alloc::CountingAlloc;
 use xroute_benches::{build_pt, build_xroute, pt_lookup_v4, pt_lookup_v6, Setup, GROUPS, SEED};
-use xroute_engine::fib::{FibReader, FibWriter, GroupId, Ipv4Net, Prefix};
+use xroute_engine::fib::{FibReader, FibView, FibWriter, GroupId, Ipv4Net, Prefix};
 use xroute_engine::table::synthetic_group;
 
 /// Counts live heap bytes for the memory table. Costs one relaxed atomic add per allocation,
@@ -89,112 +89,102 @@ fn acc_group(acc: u32, g: Option<GroupId>) -> u32 {
     acc.wrapping_add(g.map_or(0, GroupId::get))
 }
 
-fn v4_set<'a>(s: &'a Setup, set: &str) -> &'a [u32] {
-    if set == "random" {
-        &s.addrs.v4_random
-    } else {
-        &s.addrs.v4_inside
+/// What differs between the IPv4 (`u32`) and IPv6 (`u128`) lookup benchmarks. A trait rather
+/// than function pointers so that every lookup is inlined, as in the data plane.
+trait Family: Copy + Send + Sync + 'static {
+    const GROUP: &'static str;
+    fn set<'a>(s: &'a Setup, set: &str) -> &'a [Self];
+    fn single(v: &FibView<'_>, a: Self) -> Option<GroupId>;
+    fn batch(v: &FibView<'_>, a: &[Self], out: &mut [Option<GroupId>]);
+    fn prefix_trie(s: &Setup, a: Self) -> Option<u32>;
+}
+
+impl Family for u32 {
+    const GROUP: &'static str = "lookup_v4";
+    fn set<'a>(s: &'a Setup, set: &str) -> &'a [u32] {
+        if set == "random" {
+            &s.addrs.v4_random
+        } else {
+            &s.addrs.v4_inside
+        }
+    }
+    #[inline(always)]
+    fn single(v: &FibView<'_>, a: u32) -> Option<GroupId> {
+        v.lookup_v4(a)
+    }
+    #[inline(always)]
+    fn batch(v: &FibView<'_>, a: &[u32], out: &mut [Option<GroupId>]) {
+        v.lookup_v4_batch(a, out);
+    }
+    #[inline(always)]
+    fn prefix_trie(s: &Setup, a: u32) -> Option<u32> {
+        pt_lookup_v4(&s.pt.v4, a)
     }
 }
 
-fn v6_set<'a>(s: &'a Setup, set: &str) -> &'a [u128] {
-    if set == "random" {
-        &s.addrs.v6_random
-    } else {
-        &s.addrs.v6_inside
+impl Family for u128 {
+    const GROUP: &'static str = "lookup_v6";
+    fn set<'a>(s: &'a Setup, set: &str) -> &'a [u128] {
+        if set == "random" {
+            &s.addrs.v6_random
+        } else {
+            &s.addrs.v6_inside
+        }
+    }
+    #[inline(always)]
+    fn single(v: &FibView<'_>, a: u128) -> Option<GroupId> {
+        v.lookup_v6(a)
+    }
+    #[inline(always)]
+    fn batch(v: &FibView<'_>, a: &[u128], out: &mut [Option<GroupId>]) {
+        v.lookup_v6_batch(a, out);
+    }
+    #[inline(always)]
+    fn prefix_trie(s: &Setup, a: u128) -> Option<u32> {
+        pt_lookup_v6(&s.pt.v6, a)
     }
 }
 
-fn lookup_v4(c: &mut Criterion, ctx: &Ctx) {
-    let mut g = c.benchmark_group("lookup_v4");
+fn lookup<A: Family>(c: &mut Criterion, ctx: &Ctx) {
+    let mut g = c.benchmark_group(A::GROUP);
     g.sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
         .sampling_mode(SamplingMode::Flat)
         .throughput(Throughput::Elements(xroute_benches::ADDRS as u64));
     for set in ["random", "inside"] {
-        let addrs = |s| v4_set(s, set);
         g.bench_function(BenchmarkId::new("xroute_single", set), |b| {
             let s = ctx.setup();
-            let a = addrs(s);
+            let a = A::set(s, set);
             let mut reader = s.fib.reader().expect("reader");
             b.iter(|| {
                 let view = reader.view();
                 let mut acc = 0u32;
                 for &x in a {
-                    acc = acc_group(acc, view.lookup_v4(x));
+                    acc = acc_group(acc, A::single(&view, x));
                 }
                 black_box(acc)
             });
         });
         g.bench_function(BenchmarkId::new("xroute_batch", set), |b| {
             let s = ctx.setup();
-            let a = addrs(s);
+            let a = A::set(s, set);
             let mut reader = s.fib.reader().expect("reader");
             let mut out = vec![None; a.len()];
             b.iter(|| {
                 let view = reader.view();
-                view.lookup_v4_batch(a, &mut out);
+                A::batch(&view, a, &mut out);
                 black_box(&mut out);
             });
         });
         // prefix-trie has no batched lookup: one `get_lpm` per address.
         g.bench_function(BenchmarkId::new("prefix_trie", set), |b| {
             let s = ctx.setup();
-            let a = addrs(s);
+            let a = A::set(s, set);
             b.iter(|| {
                 let mut acc = 0u32;
                 for &x in a {
-                    acc = acc.wrapping_add(pt_lookup_v4(&s.pt.v4, x).unwrap_or(0));
-                }
-                black_box(acc)
-            });
-        });
-    }
-    g.finish();
-}
-
-fn lookup_v6(c: &mut Criterion, ctx: &Ctx) {
-    let mut g = c.benchmark_group("lookup_v6");
-    g.sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .sampling_mode(SamplingMode::Flat)
-        .throughput(Throughput::Elements(xroute_benches::ADDRS as u64));
-    for set in ["random", "inside"] {
-        let addrs = |s| v6_set(s, set);
-        g.bench_function(BenchmarkId::new("xroute_single", set), |b| {
-            let s = ctx.setup();
-            let a = addrs(s);
-            let mut reader = s.fib.reader().expect("reader");
-            b.iter(|| {
-                let view = reader.view();
-                let mut acc = 0u32;
-                for &x in a {
-                    acc = acc_group(acc, view.lookup_v6(x));
-                }
-                black_box(acc)
-            });
-        });
-        g.bench_function(BenchmarkId::new("xroute_batch", set), |b| {
-            let s = ctx.setup();
-            let a = addrs(s);
-            let mut reader = s.fib.reader().expect("reader");
-            let mut out = vec![None; a.len()];
-            b.iter(|| {
-                let view = reader.view();
-                view.lookup_v6_batch(a, &mut out);
-                black_box(&mut out);
-            });
-        });
-        // prefix-trie has no batched lookup: one `get_lpm` per address.
-        g.bench_function(BenchmarkId::new("prefix_trie", set), |b| {
-            let s = ctx.setup();
-            let a = addrs(s);
-            b.iter(|| {
-                let mut acc = 0u32;
-                for &x in a {
-                    acc = acc.wrapping_add(pt_lookup_v6(&s.pt.v6, x).unwrap_or(0));
+                    acc = acc.wrapping_add(A::prefix_trie(s, x).unwrap_or(0));
                 }
                 black_box(acc)
             });
@@ -453,8 +443,8 @@ fn main() {
         reader_stats: RefCell::new(Vec::new()),
     };
     let mut c = Criterion::default().configure_from_args();
-    lookup_v4(&mut c, &ctx);
-    lookup_v6(&mut c, &ctx);
+    lookup::<u32>(&mut c, &ctx);
+    lookup::<u128>(&mut c, &ctx);
     build(&mut c, &ctx);
     update(&mut c, &ctx);
     c.final_summary();

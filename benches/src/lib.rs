@@ -190,19 +190,25 @@ fn disagree(set: &str, addr: String, what: &str, x: Option<GroupId>, pt: Option<
 
 /// Checks that xroute (single and batched) and `prefix-trie` give the same answer (route or not,
 /// and the same group) for every address of `addrs`; panics on the first disagreement.
-pub fn cross_check_v4(set: &str, view: &FibView<'_>, pt: &PrefixMap<PtV4, u32>, addrs: &[u32]) -> CheckStats {
+fn cross_check<A: Copy>(
+    set: &str,
+    addrs: &[A],
+    single: impl Fn(A) -> Option<GroupId>,
+    batched: impl Fn(&[A], &mut [Option<GroupId>]),
+    prefix_trie: impl Fn(A) -> Option<u32>,
+    show: impl Fn(A) -> String,
+) -> CheckStats {
     let mut batch = vec![None; addrs.len()];
-    view.lookup_v4_batch(addrs, &mut batch);
+    batched(addrs, &mut batch);
     let mut routed = 0;
     for (&a, &b) in addrs.iter().zip(&batch) {
-        let x = view.lookup_v4(a);
-        let p = pt_lookup_v4(pt, a);
-        let show = || Ipv4Addr::from(a).to_string();
+        let x = single(a);
+        let p = prefix_trie(a);
         if x.map(GroupId::get) != p {
-            disagree(set, show(), "single lookup", x, p);
+            disagree(set, show(a), "single lookup", x, p);
         }
         if b != x {
-            disagree(set, show(), "batched lookup", b, p);
+            disagree(set, show(a), "batched lookup", b, p);
         }
         routed += usize::from(x.is_some());
     }
@@ -212,32 +218,33 @@ pub fn cross_check_v4(set: &str, view: &FibView<'_>, pt: &PrefixMap<PtV4, u32>, 
     }
 }
 
-/// IPv6 version of [`cross_check_v4`].
+/// [`cross_check`] for IPv4.
+pub fn cross_check_v4(set: &str, view: &FibView<'_>, pt: &PrefixMap<PtV4, u32>, addrs: &[u32]) -> CheckStats {
+    cross_check(
+        set,
+        addrs,
+        |a| view.lookup_v4(a),
+        |a, o| view.lookup_v4_batch(a, o),
+        |a| pt_lookup_v4(pt, a),
+        |a| Ipv4Addr::from(a).to_string(),
+    )
+}
+
+/// [`cross_check`] for IPv6.
 pub fn cross_check_v6(
     set: &str,
     view: &FibView<'_>,
     pt: &PrefixMap<PtV6, u32>,
     addrs: &[u128],
 ) -> CheckStats {
-    let mut batch = vec![None; addrs.len()];
-    view.lookup_v6_batch(addrs, &mut batch);
-    let mut routed = 0;
-    for (&a, &b) in addrs.iter().zip(&batch) {
-        let x = view.lookup_v6(a);
-        let p = pt_lookup_v6(pt, a);
-        let show = || Ipv6Addr::from(a).to_string();
-        if x.map(GroupId::get) != p {
-            disagree(set, show(), "single lookup", x, p);
-        }
-        if b != x {
-            disagree(set, show(), "batched lookup", b, p);
-        }
-        routed += usize::from(x.is_some());
-    }
-    CheckStats {
-        checked: addrs.len(),
-        routed,
-    }
+    cross_check(
+        set,
+        addrs,
+        |a| view.lookup_v6(a),
+        |a, o| view.lookup_v6_batch(a, o),
+        |a| pt_lookup_v6(pt, a),
+        |a| Ipv6Addr::from(a).to_string(),
+    )
 }
 
 /// One row of the memory table.
