@@ -75,6 +75,25 @@ fn check_all(
             }
         }
     }
+    // The same first addresses batched: nearly every lane continues below the direct array.
+    let edges4: Vec<u32> = prefixes
+        .iter()
+        .filter_map(|p| match p {
+            Prefix::V4(n) => Some(n.first() as u32),
+            Prefix::V6(_) => None,
+        })
+        .collect();
+    let mut out = vec![None; edges4.len()];
+    view.lookup_v4_batch(&edges4, &mut out);
+    for (a, o) in edges4.iter().zip(&out) {
+        checked += 1;
+        if o.map(GroupId::get) != refs.v4.lookup(*a) && bad.len() < 10 {
+            bad.push(format!(
+                "batched edge {a:#010x} -> {o:?}, want {:?}",
+                refs.v4.lookup(*a)
+            ));
+        }
+    }
     // Random addresses, single and batched; IPv6 also inside random table prefixes, since
     // uniformly random IPv6 addresses almost never hit a route.
     let v4: Vec<u32> = (0..randoms).map(|_| rng.gen()).collect();

@@ -15,6 +15,10 @@ pub trait Key: Copy + Eq + Ord + Hash + Debug + Default + Send + Sync + 'static 
     /// (256 KiB; the IPv6 table is sparse below /16, so a larger array buys little).
     const DIRECT_BITS: u32;
 
+    /// Whether most lookups end one node below the direct array (IPv4, where /24s sit in the
+    /// first node level). Picks the batched-lookup strategy at compile time.
+    const SHALLOW: bool;
+
     /// The direct-pointing array index: the key's top `DIRECT_BITS` bits.
     fn top(self) -> usize;
     /// The 6-bit stride value starting at bit `off` (0 = most significant). Bits past the end of
@@ -44,6 +48,7 @@ macro_rules! impl_key {
         impl Key for $t {
             const BITS: u32 = <$t>::BITS;
             const DIRECT_BITS: u32 = $direct;
+            const SHALLOW: bool = <$t>::BITS == 32;
 
             #[inline(always)]
             fn top(self) -> usize {

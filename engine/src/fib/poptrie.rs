@@ -92,9 +92,12 @@ enum Step {
     Leaf(u32),
 }
 
-/// Lookups interleaved per batch: enough independent memory accesses in flight to hide most of
-/// a cache miss, few enough to stay in registers.
+/// Lookups interleaved level by level in a batched lookup of a deep family (IPv6).
 const LANES: usize = 8;
+
+/// Lookups per stage of a batched lookup of a shallow family (IPv4): enough independent loads per pass to overlap many
+/// cache misses; the per-lane state (a few hundred bytes) stays in L1.
+const STAGE: usize = 64;
 
 impl TrieTables {
     fn new(direct_bits: u32, nodes: usize, leaves: usize) -> Self {
@@ -189,17 +192,33 @@ impl TrieTables {
 
     /// Looks up every key; `out` must be as long as `keys` (extra entries are left alone).
     pub fn lookup_batch<K: Key>(&self, keys: &[K], out: &mut [Option<GroupId>]) {
-        let mut kc = keys.chunks_exact(LANES);
-        let mut oc = out.chunks_exact_mut(LANES);
-        for (k, o) in (&mut kc).zip(&mut oc) {
-            self.lookup_lanes(k, o);
-        }
-        for (k, o) in kc.remainder().iter().zip(oc.into_remainder()) {
-            *o = GroupId::from_leaf(self.lookup(*k));
+        if K::SHALLOW {
+            let mut kc = keys.chunks_exact(STAGE);
+            let mut oc = out.chunks_exact_mut(STAGE);
+            for (k, o) in (&mut kc).zip(&mut oc) {
+                if let (Ok(k), Ok(o)) = (
+                    <&[K; STAGE]>::try_from(k),
+                    <&mut [Option<GroupId>; STAGE]>::try_from(o),
+                ) {
+                    self.lookup_staged(k, o);
+                }
+            }
+            for (k, o) in kc.remainder().iter().zip(oc.into_remainder()) {
+                *o = GroupId::from_leaf(self.lookup(*k));
+            }
+        } else {
+            let mut kc = keys.chunks_exact(LANES);
+            let mut oc = out.chunks_exact_mut(LANES);
+            for (k, o) in (&mut kc).zip(&mut oc) {
+                self.lookup_lanes(k, o);
+            }
+            for (k, o) in kc.remainder().iter().zip(oc.into_remainder()) {
+                *o = GroupId::from_leaf(self.lookup(*k));
+            }
         }
     }
 
-    /// `LANES` lookups advanced level by level, so their loads overlap instead of queueing.
+    /// `LANES` lookups (deep families: IPv6) lookups advanced level by level, so their loads overlap instead of queueing.
     #[inline(always)]
     fn lookup_lanes<K: Key>(&self, keys: &[K], out: &mut [Option<GroupId>]) {
         let mut cur = [0u32; LANES];
@@ -242,6 +261,79 @@ impl TrieTables {
                 }
             }
             off += STRIDE;
+        }
+    }
+
+    /// `STAGE` lookups in passes, each a short loop whose iterations are independent, so the
+    /// CPU overlaps the cache misses of many lookups: all direct entries, then one node step
+    /// for every lane, then all leaves. Lanes that go deeper than one node (few in practice)
+    /// finish with the scalar walk.
+    #[inline(always)]
+    fn lookup_staged<K: Key>(&self, keys: &[K; STAGE], out: &mut [Option<GroupId>; STAGE]) {
+        // Pass 1: every direct entry; a lane it answers is done, the rest are marked.
+        let mut d = [LEAF_FLAG; STAGE];
+        let mut nodes = 0u64;
+        for (i, ((k, e), o)) in keys.iter().zip(d.iter_mut()).zip(out.iter_mut()).enumerate() {
+            *e = self
+                .direct
+                .get(k.top())
+                .map_or(LEAF_FLAG, |x| x.load(Ordering::Acquire));
+            *o = GroupId::from_leaf(*e & !LEAF_FLAG);
+            nodes |= u64::from(*e & LEAF_FLAG == 0) << i;
+        }
+        // Pass 2: one node step per marked lane; a lane whose slot is a child (rare) goes deep.
+        // With most lanes marked (traffic to specific prefixes) a plain loop over all lanes
+        // predicts well; with few (random traffic) only the marked ones are visited.
+        let mut at = [u32::MAX; STAGE];
+        let mut deep = 0u64;
+        let mut step = |i: usize, at: &mut u32| {
+            let (Some(k), Some(e)) = (keys.get(i), d.get(i)) else {
+                return;
+            };
+            let Some(node) = self.nodes.get(*e as usize) else {
+                return;
+            };
+            let v = k.chunk(K::DIRECT_BITS);
+            let vector = node.vector.load(Ordering::Relaxed);
+            if vector & (1 << v) != 0 {
+                deep |= 1 << i;
+                return;
+            }
+            let leafvec = node.leafvec.load(Ordering::Relaxed);
+            let base0 = node.bases.load(Ordering::Relaxed) as u32;
+            *at = base0
+                .wrapping_add((leafvec & upto(v)).count_ones())
+                .wrapping_sub(1);
+        };
+        let dense = nodes.count_ones() as usize >= STAGE / 2;
+        if dense {
+            for (i, a) in at.iter_mut().enumerate() {
+                if nodes & (1 << i) != 0 {
+                    step(i, a);
+                }
+            }
+        } else {
+            let mut m = nodes;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                if let Some(a) = at.get_mut(i) {
+                    step(i, a);
+                }
+            }
+        }
+        // Pass 3: the leaves of the lanes pass 2 resolved.
+        for (a, o) in at.iter().zip(out.iter_mut()) {
+            if let Some(leaf) = self.leaves.get(*a as usize) {
+                *o = GroupId::from_leaf(u32::from(leaf.load(Ordering::Relaxed)));
+            }
+        }
+        while deep != 0 {
+            let i = deep.trailing_zeros() as usize;
+            deep &= deep - 1;
+            if let (Some(k), Some(o)) = (keys.get(i), out.get_mut(i)) {
+                *o = GroupId::from_leaf(self.lookup(*k));
+            }
         }
     }
 

@@ -252,6 +252,39 @@ fn batched_lookup_matches_single_lookups() {
     for (a, o) in addrs.iter().zip(&out) {
         assert_eq!(*o, view.lookup_v4(*a), "{a:#x}");
     }
+    // Addresses inside inserted prefixes longer than the direct array: nearly every lane of a
+    // batch continues below it (the dense path of the IPv4 batch), some of them deeper.
+    let inside: Vec<(u32, u32)> = (0..4099)
+        .map(|i| {
+            let len = 19 + (i % 14) as u32;
+            let base = (next() as u32).masked(len);
+            (base, len)
+        })
+        .collect();
+    let mut w2 = writer_with_groups(16);
+    w2.apply(inside.iter().enumerate().map(|(i, (a, len))| {
+        RouteChange::Set(
+            Prefix::V4(Ipv4Net::from_bits(*a, *len).unwrap()),
+            g(i as u32 % 16 + 1),
+        )
+    }))
+    .unwrap();
+    let probes: Vec<u32> = inside
+        .iter()
+        .map(|(a, len)| a | ((next() as u32) & u32::MAX.checked_shr(*len).unwrap_or(0)))
+        .collect();
+    let mut r2 = w2.reader().unwrap();
+    let view2 = r2.view();
+    let mut out2 = vec![None; probes.len()];
+    view2.lookup_v4_batch(&probes, &mut out2);
+    assert_eq!(
+        out2.iter().filter(|o| o.is_some()).count(),
+        probes.len(),
+        "every probe is inside a route"
+    );
+    for (a, o) in probes.iter().zip(&out2) {
+        assert_eq!(*o, view2.lookup_v4(*a), "dense {a:#x}");
+    }
     let addrs6: Vec<u128> = (0..1003)
         .map(|_| (u128::from(next()) << 64) | u128::from(next()))
         .collect();
