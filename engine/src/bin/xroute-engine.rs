@@ -171,13 +171,15 @@ fn load_table(path: Option<PathBuf>, groups: u32, lookups: &[IpAddr], json: bool
     );
     println!("build     {build_s:.3} s (one batch, every touched subtree built once)");
     println!(
-        "memory    IPv4 {:.2} MiB ({} nodes, {} leaves), IPv6 {:.2} MiB ({} nodes, {} leaves)",
+        "memory    IPv4 {:.2} MiB, IPv6 {:.2} MiB (nodes/leaves/compact roots: IPv4 {}/{}/{:.0} KiB, IPv6 {}/{}/{:.0} KiB)",
         mib(m.v4.total_bytes()),
+        mib(m.v6.total_bytes()),
         m.v4.nodes,
         m.v4.leaves,
-        mib(m.v6.total_bytes()),
+        m.v4.compact_bytes as f64 / 1024.0,
         m.v6.nodes,
-        m.v6.leaves
+        m.v6.leaves,
+        m.v6.compact_bytes as f64 / 1024.0
     );
     println!(
         "verified  first and last address of all {} prefixes resolve",

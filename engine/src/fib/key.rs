@@ -15,8 +15,8 @@ pub trait Key: Copy + Eq + Ord + Hash + Debug + Default + Send + Sync + 'static 
     /// (256 KiB; the IPv6 table is sparse below /16, so a larger array buys little).
     const DIRECT_BITS: u32;
 
-    /// Whether most lookups end one node below the direct array (IPv4, where /24s sit in the
-    /// first node level). Picks the batched-lookup strategy at compile time.
+    /// Whether most lookups end at a compact root just below the direct array (IPv4, where the
+    /// /19 to /24 routes of an /18 sit in one). Picks the batched-lookup strategy at compile time.
     const SHALLOW: bool;
 
     /// The direct-pointing array index: the key's top `DIRECT_BITS` bits.

@@ -10,6 +10,11 @@
 //!   where the leaf value changes (Poptrie's leaf compression), so runs of equal leaves share one
 //!   entry.
 //! - `leaves`: next-hop group numbers, never pointers.
+//! - `compact`: a root with no node children (almost every IPv4 root: the /19 to /24 routes of
+//!   one /18) stored in one block of 64-bit words, its leaf bitmap then its leaves packed four
+//!   to a word, named by a direct entry with bit 30 set. It takes 8 to 136 bytes instead of a
+//!   24-byte record plus a leaf block elsewhere, and a lookup reads one block after the direct
+//!   entry instead of a node and then a leaf.
 //!
 //! Sibling nodes and a node's leaves are contiguous blocks. An update never edits a reachable
 //! block: it writes changed nodes and leaves into fresh blocks, copies the path of ancestors up
@@ -28,6 +33,8 @@ use std::sync::Arc;
 
 /// Direct-array entry flag: the entry is a leaf, not a node index.
 pub const LEAF_FLAG: u32 = 1 << 31;
+/// Direct-array entry flag: the entry is the start of a compact root in `compact`.
+pub const COMPACT_FLAG: u32 = 1 << 30;
 /// Leaf value meaning "no route".
 pub const NO_ROUTE: u32 = 0;
 
@@ -84,6 +91,14 @@ pub struct TrieTables {
     nodes: Box<[LiveNode]>,
     /// Group numbers; 16 bits as in Poptrie, which halves the largest array.
     leaves: Box<[AtomicU16]>,
+    /// Compact roots: `[leafvec, leaves 0-3, leaves 4-7, ...]`.
+    compact: Box<[AtomicU64]>,
+}
+
+/// Words of a compact root with `n` leaves.
+#[inline(always)]
+fn compact_words(n: usize) -> usize {
+    1 + n.div_ceil(4)
 }
 
 /// Where one lookup step leads.
@@ -95,10 +110,6 @@ enum Step {
 /// Lookups interleaved level by level in a batched lookup of a deep family (IPv6).
 const LANES: usize = 8;
 
-/// Lookups per stage of a batched lookup of a shallow family (IPv4): enough independent loads per pass to overlap many
-/// cache misses; the per-lane state (a few hundred bytes) stays in L1.
-const STAGE: usize = 64;
-
 impl TrieTables {
     fn new(direct_bits: u32, nodes: usize, leaves: usize) -> Self {
         Self {
@@ -107,11 +118,18 @@ impl TrieTables {
                 .collect(),
             nodes: (0..nodes).map(|_| LiveNode::default()).collect(),
             leaves: (0..leaves).map(|_| AtomicU16::new(0)).collect(),
+            compact: (0..leaves).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    /// A copy with room for at least `nodes` nodes and `leaves` leaves.
-    fn grown(&self, nodes: usize, leaves: usize) -> Self {
+    /// A copy with room for at least `nodes` nodes, `leaves` leaves and `compact` words.
+    fn grown(&self, nodes: usize, leaves: usize, compact: usize) -> Self {
+        let mut cv: Vec<AtomicU64> = self
+            .compact
+            .iter()
+            .map(|a| AtomicU64::new(a.load(Ordering::Relaxed)))
+            .collect();
+        cv.resize_with(compact.max(self.compact.len()), || AtomicU64::new(0));
         let direct: Box<[AtomicU32]> = self
             .direct
             .iter()
@@ -137,7 +155,23 @@ impl TrieTables {
             direct,
             nodes: nv.into_boxed_slice(),
             leaves: lv.into_boxed_slice(),
+            compact: cv.into_boxed_slice(),
         }
+    }
+
+    /// The leaf for slot `v` of the compact root at `start`.
+    #[inline(always)]
+    fn compact_leaf(&self, start: u32, v: usize) -> u32 {
+        let Some(lv) = self.compact.get(start as usize) else {
+            return NO_ROUTE;
+        };
+        let leafvec = lv.load(Ordering::Relaxed);
+        let i = ((leafvec & upto(v)).count_ones() as usize).wrapping_sub(1);
+        self.compact
+            .get(start as usize + 1 + i / 4)
+            .map_or(NO_ROUTE, |w| {
+                ((w.load(Ordering::Relaxed) >> (16 * (i % 4))) & 0xffff) as u32
+            })
     }
 
     /// Longest-prefix match: the next-hop group, or [`NO_ROUTE`]. Never panics: an index out of
@@ -150,6 +184,9 @@ impl TrieTables {
         let d = d.load(Ordering::Acquire);
         if d & LEAF_FLAG != 0 {
             return d & !LEAF_FLAG;
+        }
+        if d & COMPACT_FLAG != 0 {
+            return self.compact_leaf(d & !COMPACT_FLAG, key.chunk(K::DIRECT_BITS));
         }
         let mut idx = d;
         let mut off = K::DIRECT_BITS;
@@ -193,17 +230,10 @@ impl TrieTables {
     /// Looks up every key; `out` must be as long as `keys` (extra entries are left alone).
     pub fn lookup_batch<K: Key>(&self, keys: &[K], out: &mut [Option<GroupId>]) {
         if K::SHALLOW {
-            let mut kc = keys.chunks_exact(STAGE);
-            let mut oc = out.chunks_exact_mut(STAGE);
-            for (k, o) in (&mut kc).zip(&mut oc) {
-                if let (Ok(k), Ok(o)) = (
-                    <&[K; STAGE]>::try_from(k),
-                    <&mut [Option<GroupId>; STAGE]>::try_from(o),
-                ) {
-                    self.lookup_staged(k, o);
-                }
-            }
-            for (k, o) in kc.remainder().iter().zip(oc.into_remainder()) {
+            // Nearly every IPv4 lookup is direct entry -> compact root -> leaf, a path whose
+            // branches predict well, so the CPU overlaps consecutive scalar lookups by itself;
+            // staging them in passes measured no faster (docs/decisions.md).
+            for (k, o) in keys.iter().zip(out.iter_mut()) {
                 *o = GroupId::from_leaf(self.lookup(*k));
             }
         } else {
@@ -230,6 +260,8 @@ impl TrieTables {
                 .map_or(LEAF_FLAG, |d| d.load(Ordering::Acquire));
             if d & LEAF_FLAG != 0 {
                 *o = GroupId::from_leaf(d & !LEAF_FLAG);
+            } else if d & COMPACT_FLAG != 0 {
+                *o = GroupId::from_leaf(self.compact_leaf(d & !COMPACT_FLAG, k.chunk(K::DIRECT_BITS)));
             } else {
                 *c = d;
                 pending |= 1 << i;
@@ -264,82 +296,12 @@ impl TrieTables {
         }
     }
 
-    /// `STAGE` lookups in passes, each a short loop whose iterations are independent, so the
-    /// CPU overlaps the cache misses of many lookups: all direct entries, then one node step
-    /// for every lane, then all leaves. Lanes that go deeper than one node (few in practice)
-    /// finish with the scalar walk.
-    #[inline(always)]
-    fn lookup_staged<K: Key>(&self, keys: &[K; STAGE], out: &mut [Option<GroupId>; STAGE]) {
-        // Pass 1: every direct entry; a lane it answers is done, the rest are marked.
-        let mut d = [LEAF_FLAG; STAGE];
-        let mut nodes = 0u64;
-        for (i, ((k, e), o)) in keys.iter().zip(d.iter_mut()).zip(out.iter_mut()).enumerate() {
-            *e = self
-                .direct
-                .get(k.top())
-                .map_or(LEAF_FLAG, |x| x.load(Ordering::Acquire));
-            *o = GroupId::from_leaf(*e & !LEAF_FLAG);
-            nodes |= u64::from(*e & LEAF_FLAG == 0) << i;
-        }
-        // Pass 2: one node step per marked lane; a lane whose slot is a child (rare) goes deep.
-        // With most lanes marked (traffic to specific prefixes) a plain loop over all lanes
-        // predicts well; with few (random traffic) only the marked ones are visited.
-        let mut at = [u32::MAX; STAGE];
-        let mut deep = 0u64;
-        let mut step = |i: usize, at: &mut u32| {
-            let (Some(k), Some(e)) = (keys.get(i), d.get(i)) else {
-                return;
-            };
-            let Some(node) = self.nodes.get(*e as usize) else {
-                return;
-            };
-            let v = k.chunk(K::DIRECT_BITS);
-            let vector = node.vector.load(Ordering::Relaxed);
-            if vector & (1 << v) != 0 {
-                deep |= 1 << i;
-                return;
-            }
-            let leafvec = node.leafvec.load(Ordering::Relaxed);
-            let base0 = node.bases.load(Ordering::Relaxed) as u32;
-            *at = base0
-                .wrapping_add((leafvec & upto(v)).count_ones())
-                .wrapping_sub(1);
-        };
-        let dense = nodes.count_ones() as usize >= STAGE / 2;
-        if dense {
-            for (i, a) in at.iter_mut().enumerate() {
-                if nodes & (1 << i) != 0 {
-                    step(i, a);
-                }
-            }
-        } else {
-            let mut m = nodes;
-            while m != 0 {
-                let i = m.trailing_zeros() as usize;
-                m &= m - 1;
-                if let Some(a) = at.get_mut(i) {
-                    step(i, a);
-                }
-            }
-        }
-        // Pass 3: the leaves of the lanes pass 2 resolved.
-        for (a, o) in at.iter().zip(out.iter_mut()) {
-            if let Some(leaf) = self.leaves.get(*a as usize) {
-                *o = GroupId::from_leaf(u32::from(leaf.load(Ordering::Relaxed)));
-            }
-        }
-        while deep != 0 {
-            let i = deep.trailing_zeros() as usize;
-            deep &= deep - 1;
-            if let (Some(k), Some(o)) = (keys.get(i), out.get_mut(i)) {
-                *o = GroupId::from_leaf(self.lookup(*k));
-            }
-        }
-    }
-
     /// Bytes of the arrays as allocated.
     pub fn capacity_bytes(&self) -> usize {
-        self.direct.len() * 4 + self.nodes.len() * std::mem::size_of::<LiveNode>() + self.leaves.len() * 2
+        self.direct.len() * 4
+            + self.nodes.len() * std::mem::size_of::<LiveNode>()
+            + self.leaves.len() * 2
+            + self.compact.len() * 8
     }
 }
 
@@ -349,6 +311,11 @@ impl TrieTables {
 enum Live {
     Leaf(u32),
     Node(NodeRecord),
+    /// A root with no node children, stored compactly (see the module docs).
+    Compact {
+        leafvec: u64,
+        start: u32,
+    },
 }
 
 /// A route ending inside a node's stride: `len` bits (1..=6) of the stride, value `bits`.
@@ -455,6 +422,7 @@ struct Builder {
     tables: Arc<TrieTables>,
     nodes: BlockAllocator,
     leaves: BlockAllocator,
+    compact: BlockAllocator,
     /// Tag for blocks retired during the current update.
     epoch: u64,
 }
@@ -472,12 +440,46 @@ impl Builder {
         s
     }
 
+    fn alloc_compact(&mut self, words: usize) -> u32 {
+        let s = self.compact.alloc(words);
+        self.ensure_capacity();
+        s
+    }
+
+    /// Leaf `i` of the compact root at `start`.
+    fn read_compact_leaf(&self, start: u32, i: usize) -> u32 {
+        self.tables
+            .compact
+            .get(start as usize + 1 + i / 4)
+            .map_or(NO_ROUTE, |w| {
+                ((w.load(Ordering::Relaxed) >> (16 * (i % 4))) & 0xffff) as u32
+            })
+    }
+
+    /// Writes a compact root: the leaf bitmap, then the leaves four to a word.
+    fn write_compact(&self, start: u32, leafvec: u64, leaves: &[u32]) {
+        let c = &self.tables.compact;
+        if let Some(w) = c.get(start as usize) {
+            w.store(leafvec, Ordering::Relaxed);
+        }
+        for (k, chunk) in leaves.chunks(4).enumerate() {
+            let word = chunk
+                .iter()
+                .enumerate()
+                .fold(0u64, |acc, (q, v)| acc | (u64::from(*v & 0xffff) << (16 * q)));
+            if let Some(w) = c.get(start as usize + 1 + k) {
+                w.store(word, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Grows (by copying and republishing) when an allocation went past the arrays' end.
     fn ensure_capacity(&mut self) {
         let need_n = self.nodes.high_water() as usize;
         let need_l = self.leaves.high_water() as usize;
+        let need_c = self.compact.high_water() as usize;
         let t = &self.tables;
-        if need_n <= t.nodes.len() && need_l <= t.leaves.len() {
+        if need_n <= t.nodes.len() && need_l <= t.leaves.len() && need_c <= t.compact.len() {
             return;
         }
         let grow = |have: usize, need: usize| {
@@ -487,7 +489,11 @@ impl Builder {
                 need.max(have * 2).max(1024)
             }
         };
-        let next = Arc::new(t.grown(grow(t.nodes.len(), need_n), grow(t.leaves.len(), need_l)));
+        let next = Arc::new(t.grown(
+            grow(t.nodes.len(), need_n),
+            grow(t.leaves.len(), need_l),
+            grow(t.compact.len(), need_c),
+        ));
         self.cell.publish(next.clone());
         self.tables = next;
     }
@@ -522,13 +528,20 @@ impl Builder {
         })
     }
 
-    /// Retires the blocks a node record owns (not the record's own slot).
+    /// Retires the blocks a live form owns (for a node, not the record's own slot).
     fn release(&mut self, live: Live) {
-        if let Live::Node(r) = live {
-            self.leaves
-                .retire(r.base0, r.leafvec.count_ones() as usize, self.epoch);
-            self.nodes
-                .retire(r.base1, r.vector.count_ones() as usize, self.epoch);
+        match live {
+            Live::Node(r) => {
+                self.leaves
+                    .retire(r.base0, r.leafvec.count_ones() as usize, self.epoch);
+                self.nodes
+                    .retire(r.base1, r.vector.count_ones() as usize, self.epoch);
+            }
+            Live::Compact { leafvec, start } => {
+                self.compact
+                    .retire(start, compact_words(leafvec.count_ones() as usize), self.epoch);
+            }
+            Live::Leaf(_) => {}
         }
     }
 
@@ -537,7 +550,7 @@ impl Builder {
     /// or a new default can have altered, descending only into children that are dirty or whose
     /// inherited value may have changed; siblings' shadow nodes are not touched. Reuses every
     /// block whose content is unchanged and retires the blocks it replaces.
-    fn rebuild(&mut self, node: &mut ShadowNode, default: u32) -> Live {
+    fn rebuild(&mut self, node: &mut ShadowNode, default: u32, root: bool) -> Live {
         let affected = if node.default != default {
             u64::MAX
         } else {
@@ -550,7 +563,7 @@ impl Builder {
         let old = node.live;
         let mut vector = match old {
             Live::Node(r) => r.vector,
-            Live::Leaf(_) => 0,
+            Live::Leaf(_) | Live::Compact { .. } => 0,
         };
         // Children that need it are rebuilt; the rest keep their old form (a collapsed child's
         // value is read back from the old leaf block, a node child's record stays in the old
@@ -572,6 +585,10 @@ impl Builder {
                             self.read_leaf(li)
                         }
                         Live::Leaf(v) => v,
+                        Live::Compact { leafvec, start } => self.read_compact_leaf(
+                            start,
+                            ((leafvec & upto(j)).count_ones() as usize).wrapping_sub(1),
+                        ),
                     };
                 }
                 continue;
@@ -583,7 +600,7 @@ impl Builder {
             let inherited = painted[j];
             if child.dirty || child.default != inherited {
                 let before = child.live;
-                child.live = self.rebuild(child, inherited);
+                child.live = self.rebuild(child, inherited, false);
                 children_changed |= before != child.live;
             }
             vector &= !(1 << j);
@@ -594,6 +611,8 @@ impl Builder {
             match child.live {
                 Live::Leaf(v) => vals[j] = v,
                 Live::Node(_) => vector |= 1 << j,
+                // Only roots are built compact (`root` is false for children).
+                Live::Compact { .. } => debug_assert!(false, "a child built as a compact root"),
             }
         }
         while emptied != 0 {
@@ -607,9 +626,10 @@ impl Builder {
         node.dirty_children = 0;
         node.changed_slots = 0;
         node.default = default;
+        let old_live = old;
         let old = match old {
             Live::Node(r) => Some(r),
-            Live::Leaf(_) => None,
+            Live::Leaf(_) | Live::Compact { .. } => None,
         };
 
         let first = vals[0];
@@ -637,6 +657,26 @@ impl Builder {
             }
         }
         let leaves = leaves.get(..n).unwrap_or(&[]);
+        if root && vector == 0 {
+            // A childless root goes into one compact block named by the direct entry.
+            if let Live::Compact { leafvec: lv, start } = old_live {
+                if lv == leafvec
+                    && leaves
+                        .iter()
+                        .enumerate()
+                        .all(|(i, v)| self.read_compact_leaf(start, i) == *v)
+                {
+                    return old_live;
+                }
+            }
+            self.release(old_live);
+            let start = self.alloc_compact(compact_words(n));
+            self.write_compact(start, leafvec, leaves);
+            return Live::Compact { leafvec, start };
+        }
+        if let Live::Compact { .. } = old_live {
+            self.release(old_live);
+        }
         let base0 = match old {
             Some(r) if r.leafvec == leafvec && self.leaf_block_equals(r.base0, leaves) => r.base0,
             _ => {
@@ -734,6 +774,7 @@ impl<K: Key> TrieWriter<K> {
                 tables,
                 nodes: BlockAllocator::new(0),
                 leaves: BlockAllocator::new(0),
+                compact: BlockAllocator::new(0),
                 epoch: 0,
             },
             roots: (0..entries).map(|_| None).collect(),
@@ -932,7 +973,7 @@ impl<K: Key> TrieWriter<K> {
             None => Live::Leaf(default),
             Some(root) => {
                 if root.dirty || root.default != default {
-                    root.live = self.build.rebuild(root, default);
+                    root.live = self.build.rebuild(root, default, true);
                 }
                 root.live
             }
@@ -944,10 +985,12 @@ impl<K: Key> TrieWriter<K> {
             return;
         };
         let old = entry.load(Ordering::Relaxed);
+        let old_is_node = old & (LEAF_FLAG | COMPACT_FLAG) == 0;
         let new = match live {
             Live::Leaf(v) => LEAF_FLAG | v,
+            Live::Compact { start, .. } => COMPACT_FLAG | start,
             Live::Node(rec) => {
-                if old & LEAF_FLAG == 0 && self.build.read_node(old) == rec {
+                if old_is_node && self.build.read_node(old) == rec {
                     old
                 } else {
                     let i = self.build.alloc_nodes(1);
@@ -961,7 +1004,8 @@ impl<K: Key> TrieWriter<K> {
             if let Some(entry) = self.build.tables.direct.get(e) {
                 entry.store(new, Ordering::Release);
             }
-            if old & LEAF_FLAG == 0 {
+            // A compact root's block was retired by the rebuild that replaced it.
+            if old_is_node {
                 self.build.nodes.retire(old, 1, self.build.epoch);
             }
         }
@@ -971,11 +1015,14 @@ impl<K: Key> TrieWriter<K> {
     pub fn reclaim(&mut self, safe_epoch: u64) {
         self.build.nodes.reclaim(safe_epoch);
         self.build.leaves.reclaim(safe_epoch);
+        self.build.compact.reclaim(safe_epoch);
     }
 
     /// Blocks waiting for a grace period.
     pub fn pending_blocks(&self) -> usize {
-        self.build.nodes.pending_blocks() + self.build.leaves.pending_blocks()
+        self.build.nodes.pending_blocks()
+            + self.build.leaves.pending_blocks()
+            + self.build.compact.pending_blocks()
     }
 
     /// Memory accounting.
@@ -984,6 +1031,7 @@ impl<K: Key> TrieWriter<K> {
             direct_bytes: self.build.tables.direct.len() * 4,
             node_bytes: self.build.nodes.in_use() as usize * std::mem::size_of::<LiveNode>(),
             leaf_bytes: self.build.leaves.in_use() as usize * 2,
+            compact_bytes: self.build.compact.in_use() as usize * 8,
             nodes: self.build.nodes.in_use() as usize,
             leaves: self.build.leaves.in_use() as usize,
             allocated_bytes: self.build.tables.capacity_bytes(),
@@ -1029,6 +1077,8 @@ pub struct TrieMemory {
     pub node_bytes: usize,
     /// Leaves in live blocks.
     pub leaf_bytes: usize,
+    /// Compact roots (leaf bitmap and packed leaves of childless roots).
+    pub compact_bytes: usize,
     pub nodes: usize,
     pub leaves: usize,
     /// The arrays as allocated, including free and not-yet-reclaimed blocks and growth headroom.
@@ -1038,6 +1088,6 @@ pub struct TrieMemory {
 impl TrieMemory {
     /// Bytes the lookup structure needs: direct array plus live nodes and leaves.
     pub fn total_bytes(&self) -> usize {
-        self.direct_bytes + self.node_bytes + self.leaf_bytes
+        self.direct_bytes + self.node_bytes + self.leaf_bytes + self.compact_bytes
     }
 }
