@@ -3,7 +3,8 @@
 //!
 //! Live layout, per family:
 //! - `direct`: `2^DIRECT_BITS` entries. Bit 31 set: a leaf, the low bits are the next-hop group
-//!   (0 = no route). Clear: the index of a node in `nodes`.
+//!   (0 = no route). Bit 30 set: the start of a compact root (below). Neither: the index of a
+//!   node in `nodes`. (Indices stay below 2^30: that many nodes would take 24 GiB.)
 //! - `nodes`: records of two 64-bit bitmaps and two bases. Slot `v` (the next 6 key bits) of a
 //!   node is a child when `vector` bit `v` is set, at `nodes[base1 + popcount(vector & ones(v)) - 1]`;
 //!   otherwise a leaf at `leaves[base0 + popcount(leafvec & ones(v)) - 1]`. `leafvec` marks only
@@ -999,6 +1000,14 @@ impl<K: Key> TrieWriter<K> {
                 }
             }
         };
+        debug_assert!(
+            match live {
+                Live::Leaf(_) => true,
+                Live::Compact { start, .. } => start & (LEAF_FLAG | COMPACT_FLAG) == 0,
+                Live::Node(_) => new & (LEAF_FLAG | COMPACT_FLAG) == 0,
+            },
+            "a node index or compact start reached bit 30"
+        );
         if new != old {
             // Re-fetch: allocating may have grown (replaced) the tables.
             if let Some(entry) = self.build.tables.direct.get(e) {
