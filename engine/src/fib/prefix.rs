@@ -238,6 +238,43 @@ impl FromStr for Ipv6Net {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text either parses or is refused with an error; nothing panics.
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,60}") {
+            let _ = s.parse::<Prefix>();
+        }
+
+        /// Text shaped like a prefix, with any numbers: parses only when valid, and then the
+        /// prefix displays back to an equal prefix.
+        #[test]
+        fn prefix_shaped_text(a in any::<[u8; 4]>(), len in 0u32..40, v6 in any::<u128>(), len6 in 0u32..140) {
+            let text = format!("{}.{}.{}.{}/{len}", a[0], a[1], a[2], a[3]);
+            match text.parse::<Prefix>() {
+                Ok(p) => {
+                    prop_assert!(len <= 32);
+                    prop_assert_eq!(p.to_string().parse::<Prefix>(), Ok(p));
+                }
+                Err(e) => prop_assert!(len > 32 || matches!(e, PrefixError::HostBitsSet { .. }), "refused {}: {}", text, e),
+            }
+            let text6 = format!("{}/{len6}", Ipv6Addr::from(v6));
+            match text6.parse::<Prefix>() {
+                Ok(p) => prop_assert_eq!(p.to_string().parse::<Prefix>(), Ok(p)),
+                Err(e) => prop_assert!(len6 > 128 || matches!(e, PrefixError::HostBitsSet { .. }), "refused {}: {}", text6, e),
+            }
+        }
+
+        /// Every valid prefix of either family survives display and parse unchanged.
+        #[test]
+        fn valid_prefixes_round_trip(bits in any::<u32>(), len in 0u32..=32, bits6 in any::<u128>(), len6 in 0u32..=128) {
+            let p = Ipv4Net::truncating(bits, len).unwrap();
+            prop_assert_eq!(p.to_string().parse::<Ipv4Net>(), Ok(p));
+            let q = Ipv6Net::truncating(bits6, len6).unwrap();
+            prop_assert_eq!(q.to_string().parse::<Ipv6Net>(), Ok(q));
+        }
+    }
 
     #[test]
     fn parses_and_displays_both_families() {
