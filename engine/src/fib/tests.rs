@@ -253,7 +253,7 @@ fn batched_lookup_matches_single_lookups() {
         assert_eq!(*o, view.lookup_v4(*a), "{a:#x}");
     }
     // Addresses inside inserted prefixes longer than the direct array: nearly every lane of a
-    // batch continues below it (the dense path of the IPv4 batch), some of them deeper.
+    // batch reaches a compact root or a node, some of them deeper.
     let inside: Vec<(u32, u32)> = (0..4099)
         .map(|i| {
             let len = 19 + (i % 14) as u32;
