@@ -6,3 +6,5 @@
 //! struct layout, so the engine and the control process may be built separately.
 
 pub mod delta;
+pub mod shm;
+pub mod stats;
