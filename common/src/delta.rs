@@ -38,6 +38,11 @@ pub const RECORD_BYTES: usize = RECORD_WORDS * 8;
 pub const MEMBERS_PER_CHUNK: usize = 4;
 /// Most members in one next-hop group (the engine's bucket limit).
 pub const MAX_GROUP_MEMBERS: usize = 64;
+/// Adjacency ids the control process may use: `0..MAX_ADJACENCIES`. The engine sizes its
+/// table at twice this, so that during a full replay the old and the new sets fit side by side.
+pub const MAX_ADJACENCIES: u32 = 4096;
+/// Group ids the control process may use: `1..=MAX_GROUPS` (the engine has room for twice as many).
+pub const MAX_GROUPS: u32 = 32_767;
 /// Longest port (interface) name, as in Linux's IFNAMSIZ without the NUL.
 pub const PORT_NAME_BYTES: usize = 16;
 

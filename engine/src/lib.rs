@@ -2,9 +2,12 @@
 //!
 //! - [`fib`]: the forwarding table (Poptrie for IPv4 and IPv6, next-hop groups, adjacencies),
 //!   written by one thread and read lock-free by the forwarding workers.
+//! - [`programmer`]: applies the control process's deltas (from the shared-memory channel) to
+//!   the FIB, including full replays after either process restarts.
 //! - [`cpu`]: start-up checks for the CPU features the build assumes.
 //! - [`table`]: reading prefix lists (such as a full Internet table) from files.
 
 pub mod cpu;
 pub mod fib;
+pub mod programmer;
 pub mod table;

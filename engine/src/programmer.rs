@@ -1,0 +1,866 @@
+//! Applies the control process's deltas to the FIB, on the FIB writer thread.
+//!
+//! The control process names adjacencies and groups with its own ids; the engine translates
+//! them to FIB ids. That indirection is what makes a control-process restart safe: during the
+//! full replay that follows, the new control process may number things differently, so the
+//! replay is built beside the running state (reusing any FIB object whose content is
+//! unchanged, allocating fresh ids otherwise). Routes move one by one from old objects to new
+//! ones, each move atomic for the forwarding workers, and at the end of the replay whatever was
+//! not replayed is swept: routes first, then the groups and adjacencies no longer used. No route
+//! is lost while the replay runs and none is left stale after it, and an identical replay
+//! changes nothing in the FIB at all.
+//!
+//! A starting engine (empty FIB) ignores records until a replay begins: they are deltas
+//! against a state it never had.
+
+use crate::fib::{
+    Adjacency, AdjacencyId, AdjacencyKind, FibConfig, FibError, FibWriter, GroupId, NextHop, Prefix,
+    RouteChange,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use xroute_common::delta::{
+    AdjacencyAction, AdjacencySpec, DecodeError, Delta, GroupAssembler, Member, PortSpec, RawRecord,
+    MAX_ADJACENCIES, MAX_GROUPS,
+};
+
+/// The FIB sizes the engine uses: room for the old and the new objects during a replay.
+pub fn fib_config() -> FibConfig {
+    FibConfig {
+        max_groups: GroupId::MAX.min(2 * MAX_GROUPS + 1),
+        max_adjacencies: 2 * MAX_ADJACENCIES,
+    }
+}
+
+/// Where the programmer stands with the control process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    AwaitingResync,
+    InSync,
+    Resyncing { tag: u64 },
+}
+
+/// Why a record was not applied. Counted, and the first ones logged; never fatal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    #[error("undecodable record: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("sequence {got} where {expected} was expected")]
+    Sequence { expected: u64, got: u64 },
+    #[error("adjacency id {0} out of range")]
+    AdjacencyRange(u32),
+    #[error("group id {0} out of range")]
+    GroupRange(u32),
+    #[error("unknown adjacency {0}")]
+    UnknownAdjacency(u32),
+    #[error("unknown group {0}")]
+    UnknownGroup(u32),
+    #[error("no free FIB {0} id")]
+    Exhausted(&'static str),
+    #[error("resync end without a resync")]
+    StrayResyncEnd,
+    #[error("group chunk: {0}")]
+    Chunk(DecodeError),
+    #[error(transparent)]
+    Fib(#[from] FibError),
+}
+
+/// One replay in progress.
+#[derive(Debug, Default)]
+struct Replay {
+    adj: HashMap<u32, AdjacencyId>,
+    groups: HashMap<u32, GroupId>,
+    claimed_adj: HashSet<AdjacencyId>,
+    claimed_groups: HashSet<GroupId>,
+    marked: HashSet<Prefix>,
+    ports: HashSet<u32>,
+}
+
+/// Counters the engine publishes about the channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgrammerStats {
+    pub applied: u64,
+    pub discarded: u64,
+    pub rejected: u64,
+    pub last_rejected_seq: u64,
+    pub last_error: Option<String>,
+    pub resyncs_done: u64,
+    pub last_resync_tag: u64,
+    pub last_swept: u64,
+}
+
+/// What a FIB lookup found, for the CLI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupAnswer {
+    pub prefix: Prefix,
+    pub group: GroupId,
+    pub members: Vec<(AdjacencyId, u32, Adjacency)>,
+}
+
+/// The engine's side of the delta channel.
+#[derive(Debug)]
+pub struct Programmer {
+    fib: FibWriter,
+    mode: Mode,
+    adj: HashMap<u32, AdjacencyId>,
+    groups: HashMap<u32, GroupId>,
+    adj_content: HashMap<AdjacencyId, AdjacencySpec>,
+    adj_by_content: HashMap<AdjacencySpec, AdjacencyId>,
+    group_by_content: HashMap<Vec<NextHop>, GroupId>,
+    defined_groups: HashSet<GroupId>,
+    next_adj: u32,
+    next_group: u32,
+    replay: Option<Replay>,
+    ports: BTreeMap<u32, PortSpec>,
+    assembler: GroupAssembler,
+    routes: Vec<RouteChange>,
+    last_seq: Option<u64>,
+    stats: ProgrammerStats,
+}
+
+fn to_prefix(net: ipnet::IpNet) -> Result<Prefix, FibError> {
+    Ok(Prefix::new(net.network(), u32::from(net.prefix_len()))?)
+}
+
+fn to_adjacency(spec: &AdjacencySpec) -> Adjacency {
+    match spec.action {
+        AdjacencyAction::Forward => Adjacency::forward(spec.port, spec.mtu, spec.next_hop, spec.src_mac),
+        AdjacencyAction::Blackhole => Adjacency::discard(AdjacencyKind::Blackhole),
+        AdjacencyAction::Unreachable => Adjacency::discard(AdjacencyKind::Unreachable),
+        AdjacencyAction::Local => Adjacency::discard(AdjacencyKind::Local),
+    }
+}
+
+impl Programmer {
+    pub fn new() -> Self {
+        Self::with_fib(FibWriter::new(fib_config()))
+    }
+
+    /// Wraps an existing (empty) FIB writer, e.g. one whose readers the workers already hold.
+    pub fn with_fib(fib: FibWriter) -> Self {
+        Self {
+            fib,
+            mode: Mode::AwaitingResync,
+            adj: HashMap::new(),
+            groups: HashMap::new(),
+            adj_content: HashMap::new(),
+            adj_by_content: HashMap::new(),
+            group_by_content: HashMap::new(),
+            defined_groups: HashSet::new(),
+            next_adj: 0,
+            next_group: 1,
+            replay: None,
+            ports: BTreeMap::new(),
+            assembler: GroupAssembler::default(),
+            routes: Vec::with_capacity(4096),
+            last_seq: None,
+            stats: ProgrammerStats::default(),
+        }
+    }
+
+    pub fn fib(&self) -> &FibWriter {
+        &self.fib
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn stats(&self) -> &ProgrammerStats {
+        &self.stats
+    }
+
+    pub fn ports(&self) -> &BTreeMap<u32, PortSpec> {
+        &self.ports
+    }
+
+    /// Groups and adjacencies defined in the FIB.
+    pub fn object_counts(&self) -> (usize, usize) {
+        (self.defined_groups.len(), self.adj_content.len())
+    }
+
+    /// Every adjacency in the FIB with the control process's view of it.
+    pub fn adjacencies(&self) -> Vec<(AdjacencyId, AdjacencySpec, Option<Adjacency>)> {
+        let mut v: Vec<_> = self
+            .adj_content
+            .iter()
+            .map(|(id, spec)| (*id, *spec, self.fib.adjacency(*id)))
+            .collect();
+        v.sort_by_key(|(id, _, _)| *id);
+        v
+    }
+
+    /// Applies records in order; returns the sequence number of the last one (applied,
+    /// discarded or rejected). Route changes between other records are batched into one FIB
+    /// commit, which is what makes a full table fast to load.
+    pub fn apply(&mut self, records: &[RawRecord]) -> u64 {
+        let mut last = self.last_seq.unwrap_or(0);
+        for raw in records {
+            let seq = raw[0];
+            if let Some(prev) = self.last_seq {
+                if seq != prev + 1 {
+                    self.flush_routes();
+                    self.reject(
+                        seq,
+                        RejectReason::Sequence {
+                            expected: prev + 1,
+                            got: seq,
+                        },
+                    );
+                }
+            }
+            self.last_seq = Some(seq);
+            last = seq;
+            let delta = match Delta::decode(raw) {
+                Ok((_, d)) => d,
+                Err(e) => {
+                    self.flush_routes();
+                    self.reject(seq, e.into());
+                    continue;
+                }
+            };
+            if self.mode == Mode::AwaitingResync && !matches!(delta, Delta::ResyncBegin { .. }) {
+                self.stats.discarded += 1;
+                continue;
+            }
+            let is_route = matches!(delta, Delta::RouteSet { .. } | Delta::RouteDelete { .. });
+            if !is_route {
+                self.flush_routes();
+            }
+            match self.apply_one(delta) {
+                Ok(()) => self.stats.applied += 1,
+                Err(e) => {
+                    self.flush_routes();
+                    self.reject(seq, e);
+                }
+            }
+        }
+        self.flush_routes();
+        last
+    }
+
+    fn reject(&mut self, seq: u64, reason: RejectReason) {
+        self.stats.rejected += 1;
+        self.stats.last_rejected_seq = seq;
+        if self.stats.rejected <= 10 || self.stats.rejected % 10_000 == 0 {
+            eprintln!(
+                "xroute-engine: delta {seq} rejected ({} so far): {reason}",
+                self.stats.rejected
+            );
+        }
+        self.stats.last_error = Some(format!("delta {seq}: {reason}"));
+    }
+
+    fn flush_routes(&mut self) {
+        if self.routes.is_empty() {
+            return;
+        }
+        let mut changes = std::mem::take(&mut self.routes);
+        let mut start = 0;
+        while start < changes.len() {
+            match self
+                .fib
+                .apply(changes.get(start..).unwrap_or_default().iter().copied())
+            {
+                Ok(_) => break,
+                Err(FibError::Batch { index, error }) => {
+                    // Validated when staged, so this is a FIB refusal we did not foresee: count
+                    // it and go on with the rest.
+                    self.stats.applied = self.stats.applied.saturating_sub(1);
+                    self.reject(self.last_seq.unwrap_or(0), RejectReason::Fib(*error));
+                    start += index + 1;
+                }
+                Err(e) => {
+                    self.reject(self.last_seq.unwrap_or(0), RejectReason::Fib(e));
+                    break;
+                }
+            }
+        }
+        changes.clear();
+        self.routes = changes;
+    }
+
+    fn group_map(&self) -> &HashMap<u32, GroupId> {
+        self.replay.as_ref().map_or(&self.groups, |r| &r.groups)
+    }
+
+    fn adj_map(&self) -> &HashMap<u32, AdjacencyId> {
+        self.replay.as_ref().map_or(&self.adj, |r| &r.adj)
+    }
+
+    fn apply_one(&mut self, delta: Delta) -> Result<(), RejectReason> {
+        match delta {
+            Delta::RouteSet { prefix, group } => {
+                let gid = *self
+                    .group_map()
+                    .get(&group)
+                    .ok_or(RejectReason::UnknownGroup(group))?;
+                let prefix = to_prefix(prefix)?;
+                if let Some(r) = self.replay.as_mut() {
+                    r.marked.insert(prefix);
+                }
+                if self.fib.get(prefix) != Some(gid) {
+                    self.routes.push(RouteChange::Set(prefix, gid));
+                }
+            }
+            Delta::RouteDelete { prefix } => {
+                let prefix = to_prefix(prefix)?;
+                if let Some(r) = self.replay.as_mut() {
+                    r.marked.remove(&prefix);
+                }
+                self.routes.push(RouteChange::Remove(prefix));
+            }
+            Delta::GroupMembers {
+                group,
+                chunk,
+                total,
+                members,
+                count,
+            } => {
+                if group == 0 || group > MAX_GROUPS {
+                    return Err(RejectReason::GroupRange(group));
+                }
+                let part = members.get(..usize::from(count)).unwrap_or_default();
+                let all = match self.assembler.push(group, chunk, total, part) {
+                    Ok(Some(all)) => all.to_vec(),
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(RejectReason::Chunk(e)),
+                };
+                self.set_group(group, &all)?;
+            }
+            Delta::GroupDelete { group } => self.delete_group(group)?,
+            Delta::AdjacencySet { id, adjacency } => self.set_adjacency(id, adjacency)?,
+            Delta::AdjacencyDelete { id } => self.delete_adjacency(id)?,
+            Delta::PortSet { port, spec } => {
+                self.ports.insert(port, spec);
+                if let Some(r) = self.replay.as_mut() {
+                    r.ports.insert(port);
+                }
+            }
+            Delta::PortDelete { port } => {
+                self.ports.remove(&port);
+                if let Some(r) = self.replay.as_mut() {
+                    r.ports.remove(&port);
+                }
+            }
+            Delta::ResyncBegin { tag } => {
+                self.replay = Some(Replay::default());
+                self.mode = Mode::Resyncing { tag };
+            }
+            Delta::ResyncEnd { tag } => {
+                let Some(replay) = self.replay.take() else {
+                    return Err(RejectReason::StrayResyncEnd);
+                };
+                self.sweep(replay)?;
+                self.mode = Mode::InSync;
+                self.stats.resyncs_done += 1;
+                self.stats.last_resync_tag = tag;
+            }
+        }
+        Ok(())
+    }
+
+    fn translate(&self, members: &[Member]) -> Result<Vec<NextHop>, RejectReason> {
+        let map = self.adj_map();
+        let mut out: Vec<NextHop> = members
+            .iter()
+            .map(|m| {
+                map.get(&m.adjacency)
+                    .map(|&adjacency| NextHop {
+                        adjacency,
+                        weight: m.weight,
+                    })
+                    .ok_or(RejectReason::UnknownAdjacency(m.adjacency))
+            })
+            .collect::<Result<_, _>>()?;
+        out.sort_by_key(|n| (n.adjacency, n.weight));
+        Ok(out)
+    }
+
+    fn free_group_id(&mut self) -> Result<GroupId, RejectReason> {
+        let max = fib_config().max_groups;
+        for _ in 0..max {
+            let id = self.next_group;
+            self.next_group = if id >= max { 1 } else { id + 1 };
+            if let Some(g) = GroupId::new(id) {
+                if !self.defined_groups.contains(&g) {
+                    return Ok(g);
+                }
+            }
+        }
+        Err(RejectReason::Exhausted("group"))
+    }
+
+    fn free_adjacency_id(&mut self) -> Result<AdjacencyId, RejectReason> {
+        let max = fib_config().max_adjacencies;
+        for _ in 0..max {
+            let id = AdjacencyId(self.next_adj);
+            self.next_adj = (self.next_adj + 1) % max;
+            if !self.adj_content.contains_key(&id) {
+                return Ok(id);
+            }
+        }
+        Err(RejectReason::Exhausted("adjacency"))
+    }
+
+    fn set_group(&mut self, group: u32, members: &[Member]) -> Result<(), RejectReason> {
+        let hops = self.translate(members)?;
+        let existing = self.group_map().get(&group).copied();
+        let gid = match existing {
+            Some(g) => g,
+            None => {
+                let reuse = self.group_by_content.get(&hops).copied().filter(|g| {
+                    self.replay
+                        .as_ref()
+                        .is_some_and(|r| !r.claimed_groups.contains(g))
+                });
+                match reuse {
+                    Some(g) => g,
+                    None => self.free_group_id()?,
+                }
+            }
+        };
+        if self.fib.group(gid) != Some(&hops[..]) {
+            let old: Option<Vec<NextHop>> = self.fib.group(gid).map(<[NextHop]>::to_vec);
+            self.fib.set_group(gid, &hops)?;
+            if let Some(old) = old {
+                if self.group_by_content.get(&old) == Some(&gid) {
+                    self.group_by_content.remove(&old);
+                }
+            }
+        }
+        self.defined_groups.insert(gid);
+        self.group_by_content.entry(hops).or_insert(gid);
+        match self.replay.as_mut() {
+            Some(r) => {
+                r.groups.insert(group, gid);
+                r.claimed_groups.insert(gid);
+            }
+            None => {
+                self.groups.insert(group, gid);
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_group(&mut self, gid: GroupId) -> Result<(), RejectReason> {
+        let content = self.fib.group(gid).map(<[NextHop]>::to_vec);
+        self.fib.remove_group(gid)?;
+        self.defined_groups.remove(&gid);
+        if let Some(c) = content {
+            if self.group_by_content.get(&c) == Some(&gid) {
+                self.group_by_content.remove(&c);
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_group(&mut self, group: u32) -> Result<(), RejectReason> {
+        if let Some(r) = self.replay.as_mut() {
+            // Swept at the end of the replay if nothing uses it by then.
+            let gid = r.groups.remove(&group).ok_or(RejectReason::UnknownGroup(group))?;
+            r.claimed_groups.remove(&gid);
+            return Ok(());
+        }
+        let gid = *self.groups.get(&group).ok_or(RejectReason::UnknownGroup(group))?;
+        self.drop_group(gid)?;
+        self.groups.remove(&group);
+        Ok(())
+    }
+
+    fn set_adjacency(&mut self, id: u32, spec: AdjacencySpec) -> Result<(), RejectReason> {
+        if id >= MAX_ADJACENCIES {
+            return Err(RejectReason::AdjacencyRange(id));
+        }
+        let existing = self.adj_map().get(&id).copied();
+        let aid = match existing {
+            Some(a) => a,
+            None => {
+                let reuse = self
+                    .adj_by_content
+                    .get(&spec)
+                    .copied()
+                    .filter(|a| self.replay.as_ref().is_some_and(|r| !r.claimed_adj.contains(a)));
+                match reuse {
+                    Some(a) => a,
+                    None => self.free_adjacency_id()?,
+                }
+            }
+        };
+        if self.adj_content.get(&aid) != Some(&spec) {
+            self.fib.set_adjacency(aid, to_adjacency(&spec))?;
+            if let Some(old) = self.adj_content.insert(aid, spec) {
+                if self.adj_by_content.get(&old) == Some(&aid) {
+                    self.adj_by_content.remove(&old);
+                }
+            }
+        }
+        self.adj_by_content.entry(spec).or_insert(aid);
+        match self.replay.as_mut() {
+            Some(r) => {
+                r.adj.insert(id, aid);
+                r.claimed_adj.insert(aid);
+            }
+            None => {
+                self.adj.insert(id, aid);
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_adjacency(&mut self, aid: AdjacencyId) -> Result<(), RejectReason> {
+        self.fib.remove_adjacency(aid)?;
+        if let Some(old) = self.adj_content.remove(&aid) {
+            if self.adj_by_content.get(&old) == Some(&aid) {
+                self.adj_by_content.remove(&old);
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_adjacency(&mut self, id: u32) -> Result<(), RejectReason> {
+        if let Some(r) = self.replay.as_mut() {
+            let aid = r.adj.remove(&id).ok_or(RejectReason::UnknownAdjacency(id))?;
+            r.claimed_adj.remove(&aid);
+            return Ok(());
+        }
+        let aid = *self.adj.get(&id).ok_or(RejectReason::UnknownAdjacency(id))?;
+        self.drop_adjacency(aid)?;
+        self.adj.remove(&id);
+        Ok(())
+    }
+
+    /// End of a replay: remove what it did not mention, then adopt its numbering.
+    fn sweep(&mut self, replay: Replay) -> Result<(), RejectReason> {
+        self.flush_routes();
+        let mut stale = Vec::new();
+        self.fib.for_each_route(|p, _| {
+            if !replay.marked.contains(&p) {
+                stale.push(RouteChange::Remove(p));
+            }
+        });
+        self.stats.last_swept = stale.len() as u64;
+        self.fib.apply(stale)?;
+        let mut groups: Vec<GroupId> = self
+            .defined_groups
+            .iter()
+            .filter(|g| !replay.claimed_groups.contains(g))
+            .copied()
+            .collect();
+        groups.sort_unstable();
+        // Keep going on a refusal (it would be a bug): the numbering must be adopted anyway.
+        let mut first_error = None;
+        for g in groups {
+            if let Err(e) = self.drop_group(g) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let mut adjs: Vec<AdjacencyId> = self
+            .adj_content
+            .keys()
+            .filter(|a| !replay.claimed_adj.contains(a))
+            .copied()
+            .collect();
+        adjs.sort_unstable();
+        for a in adjs {
+            if let Err(e) = self.drop_adjacency(a) {
+                first_error.get_or_insert(e);
+            }
+        }
+        self.ports.retain(|p, _| replay.ports.contains(p));
+        self.groups = replay.groups;
+        self.adj = replay.adj;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// The route the FIB uses for `addr`, with its members: the longest exact match in the
+    /// writer's table, cross-checked against what a reader sees.
+    pub fn lookup(&self, addr: IpAddr) -> Option<LookupAnswer> {
+        let group = self.fib.lookup(addr)?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = (0..=max).rev().find_map(|len| {
+            let p = match addr {
+                IpAddr::V4(a) => {
+                    let bits = u32::from(a)
+                        .checked_shr(32 - len)
+                        .unwrap_or(0)
+                        .checked_shl(32 - len);
+                    Prefix::new(IpAddr::V4(bits.unwrap_or(0).into()), len).ok()?
+                }
+                IpAddr::V6(a) => {
+                    let bits = u128::from(a)
+                        .checked_shr(128 - len)
+                        .unwrap_or(0)
+                        .checked_shl(128 - len);
+                    Prefix::new(IpAddr::V6(bits.unwrap_or(0).into()), len).ok()?
+                }
+            };
+            self.fib.get(p).map(|_| p)
+        })?;
+        let members = self
+            .fib
+            .group(group)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| Some((m.adjacency, m.weight, self.fib.adjacency(m.adjacency)?)))
+            .collect();
+        Some(LookupAnswer {
+            prefix,
+            group,
+            members,
+        })
+    }
+}
+
+impl Default for Programmer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xroute_common::delta::AdjacencyAction;
+
+    fn adj(port: u16, nh: &str) -> AdjacencySpec {
+        AdjacencySpec {
+            action: AdjacencyAction::Forward,
+            port,
+            mtu: 1500,
+            next_hop: Some(nh.parse().unwrap()),
+            src_mac: [2, 0, 0, 0, 0, 1],
+        }
+    }
+
+    /// Encodes deltas with consecutive sequence numbers.
+    struct Feed(u64);
+    impl Feed {
+        fn records(&mut self, deltas: &[Delta]) -> Vec<RawRecord> {
+            deltas
+                .iter()
+                .map(|d| {
+                    self.0 += 1;
+                    d.encode(self.0)
+                })
+                .collect()
+        }
+    }
+
+    fn group(id: u32, adjs: &[u32]) -> Vec<Delta> {
+        let m: Vec<Member> = adjs
+            .iter()
+            .map(|&a| Member {
+                adjacency: a,
+                weight: 1,
+            })
+            .collect();
+        Delta::group_chunks(id, &m).collect()
+    }
+
+    fn route(p: &str, g: u32) -> Delta {
+        Delta::RouteSet {
+            prefix: p.parse().unwrap(),
+            group: g,
+        }
+    }
+
+    fn base(tag: u64) -> Vec<Delta> {
+        let mut d = vec![
+            Delta::ResyncBegin { tag },
+            Delta::AdjacencySet {
+                id: 0,
+                adjacency: adj(0, "192.0.2.2"),
+            },
+            Delta::AdjacencySet {
+                id: 1,
+                adjacency: adj(1, "198.51.100.2"),
+            },
+        ];
+        d.extend(group(1, &[0]));
+        d.extend(group(2, &[0, 1]));
+        d.push(route("203.0.113.0/24", 1));
+        d.push(route("198.18.0.0/15", 2));
+        d.push(route("2001:db8::/32", 1));
+        d.push(Delta::ResyncEnd { tag });
+        d
+    }
+
+    fn next_hops(p: &Programmer, addr: &str) -> Vec<IpAddr> {
+        let a = p.lookup(addr.parse().unwrap()).unwrap();
+        let mut v: Vec<IpAddr> = a.members.iter().filter_map(|(_, _, adj)| adj.next_hop).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn records_before_the_first_replay_are_ignored() {
+        let mut p = Programmer::new();
+        let mut f = Feed(0);
+        p.apply(&f.records(&[route("203.0.113.0/24", 1)]));
+        assert_eq!(p.stats().discarded, 1);
+        assert_eq!(p.mode(), Mode::AwaitingResync);
+        p.apply(&f.records(&base(7)));
+        assert_eq!(p.mode(), Mode::InSync);
+        assert_eq!(p.stats().rejected, 0, "{:?}", p.stats().last_error);
+        assert_eq!(p.fib().len(), 3);
+        assert_eq!(next_hops(&p, "198.19.1.1").len(), 2);
+        let a = p.lookup("203.0.113.9".parse().unwrap()).unwrap();
+        assert_eq!(a.prefix.to_string(), "203.0.113.0/24");
+        assert_eq!(p.stats().last_resync_tag, 7);
+    }
+
+    #[test]
+    fn incremental_changes_and_bad_references() {
+        let mut p = Programmer::new();
+        let mut f = Feed(0);
+        p.apply(&f.records(&base(1)));
+        p.apply(&f.records(&[Delta::RouteDelete {
+            prefix: "203.0.113.0/24".parse().unwrap(),
+        }]));
+        assert!(p.lookup("203.0.113.1".parse().unwrap()).is_none());
+        // A group change re-points every route using it without touching them.
+        p.apply(&f.records(&group(1, &[1])));
+        assert_eq!(
+            next_hops(&p, "2001:db8::1"),
+            vec!["198.51.100.2".parse::<IpAddr>().unwrap()]
+        );
+        // References to undefined things are counted, not applied, and do not stop the stream.
+        p.apply(&f.records(&[route("192.0.2.0/24", 99), route("192.0.2.128/25", 1)]));
+        assert_eq!(p.stats().rejected, 1);
+        assert!(p.lookup("192.0.2.200".parse().unwrap()).is_some());
+        // Deleting a group still in use is refused.
+        p.apply(&f.records(&[Delta::GroupDelete { group: 1 }]));
+        assert_eq!(p.stats().rejected, 2);
+        // Garbage is counted too.
+        let mut junk = [0u64; 8];
+        f.0 += 1;
+        junk[0] = f.0;
+        junk[1] = 250;
+        p.apply(&[junk]);
+        assert_eq!(p.stats().rejected, 3);
+        assert!(p
+            .stats()
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("unknown record kind"));
+    }
+
+    #[test]
+    fn a_replay_sweeps_exactly_what_it_did_not_mention() {
+        let mut p = Programmer::new();
+        let mut f = Feed(0);
+        p.apply(&f.records(&base(1)));
+        // The new control process numbers things differently and no longer has 198.18/15.
+        let replay = vec![
+            Delta::ResyncBegin { tag: 2 },
+            Delta::AdjacencySet {
+                id: 5,
+                adjacency: adj(1, "198.51.100.2"),
+            },
+            Delta::AdjacencySet {
+                id: 6,
+                adjacency: adj(0, "192.0.2.2"),
+            },
+        ];
+        let mut replay = replay;
+        replay.extend(group(3, &[6]));
+        replay.push(route("203.0.113.0/24", 3));
+        replay.push(route("2001:db8::/32", 3));
+        replay.push(route("192.0.2.0/25", 3));
+        replay.push(Delta::ResyncEnd { tag: 2 });
+        let before = p.lookup("203.0.113.1".parse().unwrap()).unwrap().group;
+        p.apply(&f.records(&replay));
+        assert_eq!(p.stats().rejected, 0, "{:?}", p.stats().last_error);
+        assert_eq!(p.stats().last_swept, 1);
+        assert!(
+            p.lookup("198.18.0.1".parse().unwrap()).is_none(),
+            "not replayed: swept"
+        );
+        assert!(
+            p.lookup("192.0.2.1".parse().unwrap()).is_some(),
+            "new in the replay"
+        );
+        let after = p.lookup("203.0.113.1".parse().unwrap()).unwrap().group;
+        assert_eq!(before, after, "unchanged content keeps its FIB group: no churn");
+        assert_eq!(p.object_counts(), (1, 2), "the two-member group is gone");
+        // The new numbering is in force.
+        p.apply(&f.records(&[route("198.51.100.0/24", 3)]));
+        assert_eq!(p.stats().rejected, 0);
+        assert_eq!(
+            next_hops(&p, "198.51.100.1"),
+            vec!["192.0.2.2".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn routes_keep_forwarding_during_a_replay_with_reused_ids() {
+        let mut p = Programmer::new();
+        let mut f = Feed(0);
+        p.apply(&f.records(&base(1)));
+        // Replay where control group 1 now means the other next hop: until the route is
+        // replayed, it must keep its old next hop, not silently follow id 1.
+        let mut replay = vec![
+            Delta::ResyncBegin { tag: 2 },
+            Delta::AdjacencySet {
+                id: 0,
+                adjacency: adj(1, "198.51.100.2"),
+            },
+        ];
+        replay.extend(group(1, &[0]));
+        p.apply(&f.records(&replay));
+        assert_eq!(
+            next_hops(&p, "203.0.113.1"),
+            vec!["192.0.2.2".parse::<IpAddr>().unwrap()]
+        );
+        p.apply(&f.records(&[route("203.0.113.0/24", 1), Delta::ResyncEnd { tag: 2 }]));
+        assert_eq!(
+            next_hops(&p, "203.0.113.1"),
+            vec!["198.51.100.2".parse::<IpAddr>().unwrap()]
+        );
+        assert!(p.lookup("198.18.0.1".parse().unwrap()).is_none());
+        assert_eq!(p.fib().len(), 1);
+    }
+
+    #[test]
+    fn an_interrupted_replay_is_superseded_by_the_next() {
+        let mut p = Programmer::new();
+        let mut f = Feed(0);
+        p.apply(&f.records(&base(1)));
+        let mut partial = vec![
+            Delta::ResyncBegin { tag: 2 },
+            Delta::AdjacencySet {
+                id: 9,
+                adjacency: adj(2, "203.0.113.254"),
+            },
+        ];
+        partial.extend(group(4, &[9]));
+        partial.push(route("203.0.113.0/24", 4));
+        p.apply(&f.records(&partial));
+        // The control process died here; its successor replays the original state.
+        p.apply(&f.records(&base(3)));
+        assert_eq!(p.stats().rejected, 0, "{:?}", p.stats().last_error);
+        assert_eq!(p.fib().len(), 3);
+        assert_eq!(
+            next_hops(&p, "203.0.113.1"),
+            vec!["192.0.2.2".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(p.object_counts(), (2, 2), "the half-replayed objects are gone");
+    }
+
+    #[test]
+    fn sequence_gaps_are_reported() {
+        let mut p = Programmer::new();
+        let mut f = Feed(0);
+        p.apply(&f.records(&base(1)));
+        f.0 += 5;
+        p.apply(&f.records(&[route("192.0.2.0/24", 1)]));
+        assert_eq!(p.stats().rejected, 1);
+        assert!(p.stats().last_error.as_deref().unwrap().contains("sequence"));
+        assert!(
+            p.lookup("192.0.2.1".parse().unwrap()).is_some(),
+            "the record itself applies"
+        );
+    }
+}
