@@ -6,5 +6,6 @@
 //! struct layout, so the engine and the control process may be built separately.
 
 pub mod delta;
+pub mod query;
 pub mod shm;
 pub mod stats;

@@ -4,10 +4,13 @@
 //!   written by one thread and read lock-free by the forwarding workers.
 //! - [`programmer`]: applies the control process's deltas (from the shared-memory channel) to
 //!   the FIB, including full replays after either process restarts.
+//! - [`service`]: the engine process's side of the channel: the FIB writer loop and the query
+//!   socket.
 //! - [`cpu`]: start-up checks for the CPU features the build assumes.
 //! - [`table`]: reading prefix lists (such as a full Internet table) from files.
 
 pub mod cpu;
 pub mod fib;
 pub mod programmer;
+pub mod service;
 pub mod table;

@@ -1,12 +1,16 @@
-//! `xroute-engine`: the data-plane process. For now it builds the FIB from a prefix list and
-//! reports what it did; the AF_XDP forwarding path arrives with the data-plane issue.
+//! `xroute-engine`: the data-plane process. `run` attaches to the instance's delta channel and
+//! keeps the FIB the control process programs (the AF_XDP forwarding workers arrive with the
+//! data-plane issue); `load-table` builds a FIB from a prefix list and reports what it did.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 use xroute_engine::fib::{GroupId, Prefix, RouteChange};
+use xroute_engine::service::{Service, ServiceOptions};
 use xroute_engine::{cpu, table};
 
 #[derive(Parser, Debug)]
@@ -18,6 +22,19 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the engine: apply the FIB deltas of the instance's control process until SIGTERM or
+    /// SIGINT. With no ports configured it runs the FIB writer only.
+    Run {
+        /// Router instance: the channel is <shm-dir>/xroute-<instance>.
+        #[arg(long, default_value = "default")]
+        instance: String,
+        /// Directory of the shared-memory channel file.
+        #[arg(long, default_value = "/dev/shm")]
+        shm_dir: PathBuf,
+        /// The engine socket is <run-dir>/<instance>/engine.sock.
+        #[arg(long, default_value = "/run/xroute")]
+        run_dir: PathBuf,
+    },
     /// Load a prefix list into the FIB, verify it and report build time, memory and lookup rate.
     ///
     /// Each prefix is given one of --groups synthetic next hops (chosen by hashing the prefix),
@@ -49,6 +66,15 @@ fn run() -> Result<()> {
     cpu::check().map_err(anyhow::Error::msg)?;
     let cli = Cli::parse();
     match cli.command {
+        Command::Run {
+            instance,
+            shm_dir,
+            run_dir,
+        } => run_engine(ServiceOptions {
+            instance,
+            shm_dir,
+            run_dir,
+        }),
         Command::LoadTable {
             table,
             groups,
@@ -56,6 +82,35 @@ fn run() -> Result<()> {
             json,
         } => load_table(table, groups, &lookups, json),
     }
+}
+
+fn run_engine(opts: ServiceOptions) -> Result<()> {
+    if opts.instance.is_empty()
+        || opts.instance.len() > 32
+        || !opts
+            .instance
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        bail!(
+            "instance name {:?}: use 1 to 32 letters, digits, '-' or '_'",
+            opts.instance
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+    let mut service = Service::start(&opts)?;
+    eprintln!(
+        "xroute-engine: instance {} attached to {} (no ports configured: FIB writer only); socket {}",
+        opts.instance,
+        opts.channel_path().display(),
+        opts.socket_path().display()
+    );
+    service.run(&stop);
+    eprintln!("xroute-engine: stopped");
+    Ok(())
 }
 
 fn load_table(path: Option<PathBuf>, groups: u32, lookups: &[IpAddr], json: bool) -> Result<()> {

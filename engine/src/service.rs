@@ -1,0 +1,283 @@
+//! The engine process's control side: attach to the instance's delta channel, apply deltas on
+//! the FIB writer thread, publish progress in the channel header, and answer queries on the
+//! engine socket. The forwarding workers (AF_XDP) read the same FIB through lock-free readers.
+
+use crate::fib::{AdjacencyKind, FibReader};
+use crate::programmer::{Mode, Programmer};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use xroute_common::delta::RawRecord;
+use xroute_common::query::{format_mac, EngineReply, EngineRequest, LookupMember, LookupResult, PortInfo};
+use xroute_common::shm::{word, ChannelFile, Consumer, EngineState, ShmError, DEFAULT_CAPACITY};
+
+/// Where the engine finds its channel and puts its socket.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    pub instance: String,
+    pub shm_dir: PathBuf,
+    pub run_dir: PathBuf,
+}
+
+impl ServiceOptions {
+    pub fn channel_path(&self) -> PathBuf {
+        ChannelFile::path_for(&self.shm_dir, &self.instance)
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.run_dir.join(&self.instance)
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket_dir().join("engine.sock")
+    }
+}
+
+/// Why the engine could not start its service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Channel(#[from] ShmError),
+    #[error("{path}: {source}")]
+    Socket { path: PathBuf, source: std::io::Error },
+}
+
+/// Records applied per batch; bounds how long the writer holds the programmer lock.
+const BATCH: usize = 16_384;
+
+/// The running service. Dropping it does not stop it; call [`Service::run`] on the writer
+/// thread until `stop` is set.
+#[derive(Debug)]
+pub struct Service {
+    consumer: Consumer,
+    programmer: Arc<Mutex<Programmer>>,
+    socket_path: PathBuf,
+}
+
+impl Service {
+    /// Attaches to the channel (creating it if the control process has not yet) and binds the
+    /// engine socket.
+    pub fn start(opts: &ServiceOptions) -> Result<Self, ServiceError> {
+        let file = ChannelFile::open(&opts.channel_path(), DEFAULT_CAPACITY)?;
+        let consumer = Consumer::attach(file)?;
+        let programmer = Arc::new(Mutex::new(Programmer::new()));
+        let socket_path = opts.socket_path();
+        let listener = bind_private(&opts.socket_dir(), &socket_path)?;
+        let p = Arc::clone(&programmer);
+        std::thread::Builder::new()
+            .name("engine-query".into())
+            .spawn(move || serve(listener, p))
+            .map_err(|source| ServiceError::Socket {
+                path: socket_path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            consumer,
+            programmer,
+            socket_path,
+        })
+    }
+
+    /// A reader of the FIB for a forwarding worker.
+    pub fn fib_reader(&self) -> Option<FibReader> {
+        lock(&self.programmer).fib().reader().ok()
+    }
+
+    /// The writer loop: poll, apply, publish; returns when `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        let mut batch: Vec<RawRecord> = Vec::with_capacity(BATCH);
+        let mut idle = Duration::from_micros(50);
+        let mut last_beat = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            batch.clear();
+            let n = self.consumer.poll(&mut batch, BATCH);
+            if n > 0 {
+                let applied = {
+                    let mut p = lock(&self.programmer);
+                    let seq = p.apply(&batch);
+                    self.publish(&p);
+                    seq
+                };
+                self.consumer.commit(applied);
+                idle = Duration::from_micros(50);
+            } else {
+                std::thread::sleep(idle);
+                idle = (idle * 2).min(Duration::from_millis(2));
+            }
+            if last_beat.elapsed() > Duration::from_millis(100) {
+                self.consumer.heartbeat();
+                last_beat = Instant::now();
+            }
+        }
+        let _ = std::fs::remove_file(&self.socket_path);
+    }
+
+    fn publish(&self, p: &Programmer) {
+        let f = self.consumer.file();
+        let fib = p.fib();
+        let mem = fib.memory();
+        let (groups, adjs) = p.object_counts();
+        let s = p.stats();
+        f.set(word::FIB_ROUTES_V4, fib.len_v4() as u64);
+        f.set(word::FIB_ROUTES_V6, fib.len_v6() as u64);
+        f.set(
+            word::FIB_MEMORY_BYTES,
+            (mem.v4.allocated_bytes + mem.v6.allocated_bytes + mem.nexthop_bytes) as u64,
+        );
+        f.set(word::FIB_GROUPS, groups as u64);
+        f.set(word::FIB_ADJACENCIES, adjs as u64);
+        f.set(word::REJECTED, s.rejected);
+        f.set(word::LAST_REJECTED_SEQ, s.last_rejected_seq);
+        f.set(word::RESYNCS_DONE, s.resyncs_done);
+        f.set(word::RESYNC_TAG, s.last_resync_tag);
+        f.set(word::RESYNC_SWEPT, s.last_swept);
+        self.consumer.set_state(match p.mode() {
+            Mode::AwaitingResync => EngineState::AwaitingResync,
+            Mode::InSync => EngineState::InSync,
+            Mode::Resyncing { .. } => EngineState::Resyncing,
+        });
+    }
+}
+
+fn lock(p: &Mutex<Programmer>) -> std::sync::MutexGuard<'_, Programmer> {
+    // A panic while holding the lock would abort the process (panic = abort in release), so
+    // a poisoned lock can only be seen in tests; the state is still the last applied one.
+    p.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Binds a Unix socket only the owner can use, replacing a stale socket file.
+pub fn bind_private(dir: &Path, path: &Path) -> Result<UnixListener, ServiceError> {
+    let err = |source| ServiceError::Socket {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    if UnixStream::connect(path).is_ok() {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another process is serving this socket",
+        )));
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
+}
+
+fn serve(listener: UnixListener, programmer: Arc<Mutex<Programmer>>) {
+    for stream in listener.incoming().flatten() {
+        let p = Arc::clone(&programmer);
+        let _ = std::thread::Builder::new()
+            .name("engine-client".into())
+            .spawn(move || client(stream, &p));
+    }
+}
+
+/// Longest request line accepted (a lookup of many addresses fits easily).
+const MAX_LINE: usize = 4 << 20;
+
+fn client(stream: UnixStream, programmer: &Mutex<Programmer>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match (&mut reader).take(MAX_LINE as u64).read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let reply = match serde_json::from_str::<EngineRequest>(&line) {
+            Ok(req) => answer(&req, programmer),
+            Err(e) => EngineReply::Error {
+                message: format!("bad request: {e}"),
+            },
+        };
+        let Ok(mut text) = serde_json::to_string(&reply) else {
+            return;
+        };
+        text.push('\n');
+        if out.write_all(text.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn kind_name(k: AdjacencyKind) -> &'static str {
+    match k {
+        AdjacencyKind::Forward => "forward",
+        AdjacencyKind::Blackhole => "blackhole",
+        AdjacencyKind::Unreachable => "unreachable",
+        AdjacencyKind::Local => "local",
+    }
+}
+
+/// Answers one request from the programmer's current state.
+pub fn answer(req: &EngineRequest, programmer: &Mutex<Programmer>) -> EngineReply {
+    let p = lock(programmer);
+    let port_name = |port: u16| p.ports().get(&u32::from(port)).map(|s| s.name_str());
+    let member = |id: u32, weight: u32, adj: &crate::fib::Adjacency| LookupMember {
+        adjacency: id,
+        weight,
+        action: kind_name(adj.kind).into(),
+        port: adj.port,
+        port_name: (adj.kind == AdjacencyKind::Forward)
+            .then(|| port_name(adj.port))
+            .flatten(),
+        next_hop: adj.next_hop,
+        mac: adj.dst_mac.map(format_mac),
+        mtu: adj.mtu,
+    };
+    match req {
+        EngineRequest::Lookup { addrs } => EngineReply::Lookup {
+            results: addrs
+                .iter()
+                .map(|&addr| match p.lookup(addr) {
+                    Some(a) => LookupResult {
+                        addr,
+                        prefix: Some(a.prefix.to_string()),
+                        group: Some(a.group.get()),
+                        members: a
+                            .members
+                            .iter()
+                            .map(|(id, w, adj)| member(id.0, *w, adj))
+                            .collect(),
+                    },
+                    None => LookupResult {
+                        addr,
+                        prefix: None,
+                        group: None,
+                        members: Vec::new(),
+                    },
+                })
+                .collect(),
+        },
+        EngineRequest::Adjacencies => EngineReply::Adjacencies {
+            adjacencies: p
+                .adjacencies()
+                .iter()
+                .filter_map(|(id, _, adj)| adj.as_ref().map(|a| member(id.0, 0, a)))
+                .collect(),
+        },
+        EngineRequest::Ports => EngineReply::Ports {
+            ports: p
+                .ports()
+                .iter()
+                .map(|(port, s)| PortInfo {
+                    port: *port,
+                    name: s.name_str(),
+                    ifindex: s.ifindex,
+                    mtu: s.mtu,
+                    mac: format_mac(s.mac),
+                    up: s.up,
+                })
+                .collect(),
+        },
+    }
+}
