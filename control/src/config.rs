@@ -52,7 +52,17 @@ pub const DEFAULT_STATIC_DISTANCE: u8 = 1;
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let origin = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, &origin),
+        Ok(text) => {
+            let mut config = parse(&text, &origin)?;
+            // Route files named relative to the configuration file live beside it.
+            let dir = path.parent().unwrap_or(Path::new("."));
+            for f in &mut config.route_files {
+                if f.path.is_relative() {
+                    f.path = dir.join(&f.path);
+                }
+            }
+            Ok(config)
+        }
         Err(e) => Err(ConfigError {
             origin,
             line: None,
@@ -115,6 +125,8 @@ pub struct Config {
     pub interfaces: Vec<InterfaceConfig>,
     /// `[[route]]`: static routes, in file order.
     pub routes: Vec<StaticRoute>,
+    /// `[[route-file]]`: files of static routes (a full table, say), in file order.
+    pub route_files: Vec<RouteFile>,
     /// `[rip]`.
     pub rip: ProtocolSection,
     /// `[ospf]`.
@@ -143,6 +155,7 @@ impl Default for Config {
             router: Router::default(),
             interfaces: Vec::new(),
             routes: Vec::new(),
+            route_files: Vec::new(),
             rip: ProtocolSection::default(),
             ospf: ProtocolSection::default(),
             bgp: ProtocolSection::default(),
@@ -236,6 +249,19 @@ pub struct StaticNextHop {
     pub interface: Option<String>,
     /// `weight`: share of the traffic relative to the other next hops, 1 to 255 (default 1).
     pub weight: u32,
+}
+
+/// `[[route-file]]`: static routes kept in a file of their own, one route per line in
+/// `xroutectl route add` syntax (`198.51.100.0/24 via 192.0.2.2`); a line that is only a prefix
+/// uses the default gateway of its family from `via`. Optionally gzip-compressed (`.gz`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteFile {
+    /// `path`: absolute, or relative to the configuration file's directory.
+    pub path: PathBuf,
+    /// `via`: default gateways for bare-prefix lines, at most one per address family.
+    pub via: Vec<IpAddr>,
+    /// `distance`: for lines that give none, 1 to 255 (default 1).
+    pub distance: u8,
 }
 
 /// `[rip]`, `[ospf]`, `[bgp]`: placeholders until the protocols land; each will add its keys.

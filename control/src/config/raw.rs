@@ -18,6 +18,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub route: Vec<Spanned<RawRoute>>,
     #[serde(default)]
+    pub route_file: Vec<Spanned<RawRouteFile>>,
+    #[serde(default)]
     pub rip: RawProtocol,
     #[serde(default)]
     pub ospf: RawProtocol,
@@ -53,6 +55,15 @@ pub(super) struct RawRoute {
     pub unreachable: Option<Spanned<bool>>,
     pub distance: Option<Spanned<i64>>,
     pub metric: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawRouteFile {
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub via: Vec<Spanned<String>>,
+    pub distance: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -52,6 +52,14 @@ pub(super) fn to_toml(config: &Config) -> String {
         line(&mut out, "metric", &route.metric.to_string());
     }
 
+    for file in &config.route_files {
+        out.push_str("\n[[route-file]]\n");
+        line(&mut out, "path", &string(&file.path.to_string_lossy()));
+        let via: Vec<String> = file.via.iter().map(|a| string(&a.to_string())).collect();
+        line(&mut out, "via", &format!("[{}]", via.join(", ")));
+        line(&mut out, "distance", &file.distance.to_string());
+    }
+
     for (name, section) in [("rip", &config.rip), ("ospf", &config.ospf), ("bgp", &config.bgp)] {
         let ProtocolSection { enabled } = section;
         let _ = write!(out, "\n[{name}]\n");

@@ -183,6 +183,7 @@ fn example_parses_to_the_expected_structure() {
             route("192.0.2.128/25", StaticTarget::Blackhole, 1),
             route("2001:db8:dead::/48", StaticTarget::Unreachable, 1),
         ],
+        route_files: vec![],
         rip: ProtocolSection { enabled: false },
         ospf: ProtocolSection { enabled: false },
         bgp: ProtocolSection { enabled: false },
@@ -1160,4 +1161,33 @@ proptest! {
         let text = config.to_toml();
         prop_assert_eq!(parse(&text, "rendered"), Ok(config), "{}", text);
     }
+}
+
+#[test]
+fn route_files_parse_with_their_defaults_and_errors() {
+    let text = "[[route-file]]\npath = \"table.txt.gz\"\nvia = [\"192.0.2.2\", \"2001:db8::2\"]\ndistance = 200\n\n[[route-file]]\npath = \"/x\"\n";
+    let c = parse(text, "t.toml").unwrap();
+    assert_eq!(c.route_files.len(), 2);
+    assert_eq!(c.route_files[0].path, std::path::PathBuf::from("table.txt.gz"));
+    assert_eq!(c.route_files[0].via.len(), 2);
+    assert_eq!(c.route_files[0].distance, 200);
+    assert_eq!(c.route_files[1].distance, 1);
+    assert_eq!(parse(&c.to_toml(), "again").unwrap(), c);
+    let err = parse(
+        "[[route-file]]\npath = \"/x\"\nvia = [\"192.0.2.2\", \"192.0.2.3\"]\n",
+        "t.toml",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t.toml:3:21: route-file[0].via[1]: a second IPv4 default gateway (192.0.2.2 is already given)"
+    );
+    let err = parse("[[route-file]]\npath = \"/x\"\ndistance = 0\n", "t.toml").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("t.toml:3:12: route-file[0].distance: must be between 1 and 255"),
+        "{err}"
+    );
+    let err = parse("[[route-file]]\nvia = []\n", "t.toml").unwrap_err();
+    assert!(err.to_string().contains("path"), "{err}");
 }

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawInterface, RawNextHop, RawProtocol, RawRoute, RawRouter};
+use super::raw::{RawConfig, RawInterface, RawNextHop, RawProtocol, RawRoute, RawRouteFile, RawRouter};
 use super::{
-    error_at, Config, ConfigError, InterfaceConfig, ProtocolSection, Router, StaticNextHop, StaticRoute,
-    StaticTarget, DEFAULT_INSTANCE, DEFAULT_RUN_DIR, DEFAULT_SHM_DIR, DEFAULT_STATIC_DISTANCE,
+    error_at, Config, ConfigError, InterfaceConfig, ProtocolSection, RouteFile, Router, StaticNextHop,
+    StaticRoute, StaticTarget, DEFAULT_INSTANCE, DEFAULT_RUN_DIR, DEFAULT_SHM_DIR, DEFAULT_STATIC_DISTANCE,
     MAX_INSTANCE_LEN, MAX_INTERFACE_NAME_LEN, MAX_MTU, MAX_NEXT_HOPS, MIN_IPV6_MTU, MIN_MTU,
 };
 
@@ -24,10 +24,12 @@ pub(super) fn validate(raw: RawConfig, text: &str, origin: &str) -> Result<Confi
     let router = cx.router(&raw.router)?;
     let interfaces = cx.interfaces(&raw.interface)?;
     let routes = cx.routes(&raw.route, &interfaces)?;
+    let route_files = cx.route_files(&raw.route_file, &interfaces)?;
     Ok(Config {
         router,
         interfaces,
         routes,
+        route_files,
         rip: cx.protocol("rip", &raw.rip)?,
         ospf: cx.protocol("ospf", &raw.ospf)?,
         bgp: cx.protocol("bgp", &raw.bgp)?,
@@ -414,6 +416,62 @@ impl Checker<'_> {
             interface,
             weight,
         })
+    }
+
+    fn route_files(
+        &self,
+        raw: &[Spanned<RawRouteFile>],
+        interfaces: &[InterfaceConfig],
+    ) -> Result<Vec<RouteFile>> {
+        let own: Vec<IpAddr> = interfaces
+            .iter()
+            .flat_map(|i| i.addresses.iter().map(IpNet::addr))
+            .collect();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, f) in raw.iter().enumerate() {
+            let f = f.get_ref();
+            let path = f.path.get_ref();
+            if path.trim().is_empty() {
+                return Err(self.error(
+                    &f.path.span(),
+                    &format!("route-file[{i}].path"),
+                    "is empty".into(),
+                ));
+            }
+            let mut via: Vec<IpAddr> = Vec::new();
+            for (j, v) in f.via.iter().enumerate() {
+                let field = format!("route-file[{i}].via[{j}]");
+                let addr = parse_gateway(v.get_ref()).map_err(|m| self.error(&v.span(), &field, m))?;
+                if let Some(prev) = via.iter().find(|a| a.is_ipv4() == addr.is_ipv4()) {
+                    return Err(self.error(
+                        &v.span(),
+                        &field,
+                        format!(
+                            "a second {} default gateway ({prev} is already given)",
+                            family(addr)
+                        ),
+                    ));
+                }
+                if own.contains(&addr) {
+                    return Err(self.error(
+                        &v.span(),
+                        &field,
+                        format!("{addr} is one of the router's own addresses"),
+                    ));
+                }
+                via.push(addr);
+            }
+            let distance = match &f.distance {
+                Some(d) => self.int(d, &format!("route-file[{i}].distance"), 1, 255)?,
+                None => DEFAULT_STATIC_DISTANCE,
+            };
+            out.push(RouteFile {
+                path: PathBuf::from(path),
+                via,
+                distance,
+            });
+        }
+        Ok(out)
     }
 
     fn protocol(&self, name: &str, raw: &RawProtocol) -> Result<ProtocolSection> {
