@@ -2,4 +2,7 @@
 //! prefix, recursive resolution, ECMP groups, coalesced FIB deltas), the producer side of the
 //! delta channel, the management socket and the `xroutectl` client.
 
+pub mod api;
 pub mod config;
+pub mod routefile;
+pub mod routetext;
