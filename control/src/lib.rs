@@ -1,3 +1,4 @@
 //! xroute's control plane: the configuration, the RIB (every candidate route, best path per
 //! prefix, recursive resolution, ECMP groups, coalesced FIB deltas), the producer side of the
 //! delta channel, the management socket and the `xroutectl` client.
+pub mod rib;
