@@ -4,5 +4,6 @@
 
 pub mod api;
 pub mod config;
+pub mod rib;
 pub mod routefile;
 pub mod routetext;
