@@ -3,7 +3,9 @@
 //! delta channel, the management socket and the `xroutectl` client.
 
 pub mod api;
+pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod rib;
 pub mod routefile;
 pub mod routetext;

@@ -126,7 +126,7 @@ impl Service {
         f.set(word::FIB_ROUTES_V6, fib.len_v6() as u64);
         f.set(
             word::FIB_MEMORY_BYTES,
-            (mem.v4.allocated_bytes + mem.v6.allocated_bytes + mem.nexthop_bytes) as u64,
+            (mem.v4.total_bytes() + mem.v6.total_bytes() + mem.nexthop_bytes) as u64,
         );
         f.set(word::FIB_GROUPS, groups as u64);
         f.set(word::FIB_ADJACENCIES, adjs as u64);

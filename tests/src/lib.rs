@@ -15,3 +15,5 @@ pub fn real_table() -> Option<PathBuf> {
     }
     p
 }
+
+pub mod harness;

@@ -1,0 +1,880 @@
+//! The `xroute-control` daemon: owns the configuration and the RIB, feeds the delta channel,
+//! watches the interfaces, and serves the management socket.
+//!
+//! One tokio thread runs everything; the state sits behind a mutex that is never held across
+//! an `.await`. The pump moves coalesced RIB changes into the ring as fast as the engine frees
+//! room (a full ring is back-pressure: deltas wait in `pending`, in order, never dropped), and
+//! answers the engine's requests for a full replay.
+
+use crate::api::{
+    ChangeResult, CountersReport, FibLookupEntry, FibStats, HopView, InterfaceEntry, NeighborEntry,
+    PortCountersEntry, ReloadResult, Reply, Request, RouteEntry,
+};
+use crate::config::{self, Config, StaticTarget};
+use crate::rib::{Interface, NextHopSpec, Protocol, Rib, Route, RouteFilter, RouteView, Target};
+use crate::routefile;
+use crate::routetext::{self, RouteKind, RouteText};
+use anyhow::{Context, Result};
+use ipnet::IpNet;
+use std::collections::{HashSet, VecDeque};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use xroute_common::delta::{AdjacencyAction, Delta};
+use xroute_common::query::{format_mac, EngineReply, EngineRequest};
+use xroute_common::shm::{word, ChannelFile, EngineState, Producer, Role, DEFAULT_CAPACITY};
+use xroute_common::stats::{self, DropReason, PortCounters};
+
+/// Static route ids carry where the route came from in their upper bits (the distance is in
+/// the low byte, so floating statics of one prefix coexist).
+pub mod origin {
+    pub const CONFIG: u32 = 0;
+    pub const ROUTE_FILE: u32 = 1 << 16;
+    pub const RUNTIME: u32 = 2 << 16;
+    pub const MASK: u32 = 0xffff_0000;
+
+    pub fn name(id: u32) -> &'static str {
+        match id & MASK {
+            CONFIG => "config",
+            ROUTE_FILE => "route-file",
+            _ => "runtime",
+        }
+    }
+}
+
+/// Longest request line (a `route import` chunk of 50k lines is about 2 MB).
+const MAX_REQUEST: u64 = 64 << 20;
+
+/// How the daemon was started.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The configuration file; `None` runs on the embedded default.
+    pub config_path: Option<PathBuf>,
+    /// Ring slots if this process creates the channel file.
+    pub ring_capacity: usize,
+}
+
+/// A port's state as read from the kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+struct PortState {
+    ifindex: u32,
+    present: bool,
+    up: bool,
+    mtu: u32,
+    mac: [u8; 6],
+}
+
+/// Everything the daemon owns.
+#[derive(Debug)]
+pub struct State {
+    config: Config,
+    config_path: Option<PathBuf>,
+    rib: Rib,
+    ports: Vec<PortState>,
+    producer: Producer,
+    pending: VecDeque<Delta>,
+    scratch: Vec<Delta>,
+    /// Sequence number the next delta appended to `pending` will carry.
+    next_seq: u64,
+    answered_request: u64,
+    resyncs_sent: u64,
+    /// (prefix, id) of every static route from the configuration and its route files.
+    configured: HashSet<(IpNet, u32)>,
+    sysfs: PathBuf,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads and validates the configuration the daemon starts with.
+pub fn initial_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(config::load(p)?),
+        None => Ok(config::parse(config::DEFAULT_CONFIG, "<default>")?),
+    }
+}
+
+/// Converts the configuration's static routes (and route files) into RIB routes.
+fn configured_routes(cfg: &Config) -> Result<Vec<(IpNet, Route)>> {
+    let port_of = |name: &str| {
+        cfg.interfaces
+            .iter()
+            .position(|i| i.name == name)
+            .map(|p| p as u16)
+            .with_context(|| format!("interface {name} is not configured"))
+    };
+    let mut out = Vec::with_capacity(cfg.routes.len());
+    for r in &cfg.routes {
+        let target = match &r.target {
+            StaticTarget::Blackhole => Target::Blackhole,
+            StaticTarget::Unreachable => Target::Unreachable,
+            StaticTarget::NextHops(hops) => Target::NextHops(
+                hops.iter()
+                    .map(|h| {
+                        Ok(NextHopSpec {
+                            via: h.via,
+                            port: h.interface.as_deref().map(port_of).transpose()?,
+                            weight: h.weight,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+        };
+        out.push((
+            r.prefix,
+            Route {
+                protocol: Protocol::Static,
+                id: origin::CONFIG | u32::from(r.distance),
+                distance: r.distance,
+                metric: r.metric,
+                target,
+            },
+        ));
+    }
+    for f in &cfg.route_files {
+        for (prefix, text) in routefile::read(f)? {
+            out.push((
+                prefix,
+                text_to_route(&text, origin::ROUTE_FILE, f.distance, &port_of)?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A parsed route line as a RIB route.
+fn text_to_route(
+    text: &RouteText,
+    origin_bits: u32,
+    default_distance: u8,
+    port_of: &dyn Fn(&str) -> Result<u16>,
+) -> Result<Route> {
+    let distance = text.distance.unwrap_or(default_distance);
+    let target = match &text.kind {
+        RouteKind::Blackhole => Target::Blackhole,
+        RouteKind::Unreachable => Target::Unreachable,
+        RouteKind::NextHops(hops) => Target::NextHops(
+            hops.iter()
+                .map(|h| {
+                    Ok(NextHopSpec {
+                        via: h.via,
+                        port: h.dev.as_deref().map(port_of).transpose()?,
+                        weight: h.weight,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        ),
+    };
+    Ok(Route {
+        protocol: Protocol::Static,
+        id: origin_bits | u32::from(distance),
+        distance,
+        metric: text.metric.unwrap_or(0),
+        target,
+    })
+}
+
+fn read_sys(dir: &Path, name: &str, what: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(name).join(what))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+impl State {
+    /// Attaches to the channel as its producer and loads the configuration into the RIB.
+    pub fn new(cfg: Config, config_path: Option<PathBuf>, ring_capacity: usize) -> Result<Self> {
+        let file = ChannelFile::open(&cfg.router.shm_path(), ring_capacity)?;
+        let producer = Producer::attach(file)?;
+        let next_seq = producer.next_seq();
+        let mut state = Self {
+            config: Config::default(),
+            config_path,
+            rib: Rib::with_limits(
+                xroute_common::delta::MAX_ADJACENCIES,
+                xroute_common::delta::MAX_GROUPS,
+            ),
+            ports: Vec::new(),
+            producer,
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            next_seq,
+            answered_request: 0,
+            resyncs_sent: 0,
+            configured: HashSet::new(),
+            sysfs: PathBuf::from("/sys/class/net"),
+        };
+        state.apply_config(cfg)?;
+        // Whatever the engine holds (from an earlier control process, or nothing), replace it
+        // with exactly our state: a full replay, mark and sweep on the engine's side.
+        let request = state.producer.file().get(word::RESYNC_REQUEST);
+        state.start_resync(request);
+        Ok(state)
+    }
+
+    /// Replaces the running configuration (interfaces and static routes) with `cfg`.
+    fn apply_config(&mut self, cfg: Config) -> Result<ReloadResult> {
+        let routes = configured_routes(&cfg)?;
+        // Interfaces: ports are numbered in configuration order.
+        for port in cfg.interfaces.len()..self.config.interfaces.len() {
+            self.rib.remove_interface(port as u16);
+        }
+        self.config = cfg;
+        self.ports = vec![PortState::default(); self.config.interfaces.len()];
+        for port in 0..self.ports.len() {
+            self.refresh_port(port, true);
+        }
+        let mut keys = HashSet::with_capacity(routes.len());
+        let mut added = 0;
+        for (prefix, route) in routes {
+            keys.insert((prefix, route.id));
+            if !self.configured.contains(&(prefix, route.id)) {
+                added += 1;
+            }
+            self.rib
+                .upsert(prefix, route)
+                .with_context(|| format!("static route {prefix}"))?;
+        }
+        let removed = self.rib.retain(Protocol::Static, |p, id| {
+            id & origin::MASK == origin::RUNTIME || keys.contains(&(*p, id))
+        });
+        let result = ReloadResult {
+            file: self.origin_name(),
+            interfaces: self.config.interfaces.len(),
+            static_routes: keys.len(),
+            routes_added: added,
+            routes_removed: removed as u64,
+        };
+        self.configured = keys;
+        Ok(result)
+    }
+
+    fn origin_name(&self) -> String {
+        self.config_path
+            .as_ref()
+            .map_or_else(|| "<default>".to_string(), |p| p.display().to_string())
+    }
+
+    /// Re-reads the kernel's view of one port and tells the RIB if it changed.
+    fn refresh_port(&mut self, port: usize, force: bool) {
+        let Some(ic) = self.config.interfaces.get(port) else {
+            return;
+        };
+        let name = ic.name.clone();
+        let ifindex = read_sys(&self.sysfs, &name, "ifindex").and_then(|s| s.parse().ok());
+        let operstate = read_sys(&self.sysfs, &name, "operstate").unwrap_or_default();
+        let now = PortState {
+            ifindex: ifindex.unwrap_or(0),
+            present: ifindex.is_some(),
+            up: ifindex.is_some() && (operstate == "up" || operstate == "unknown"),
+            mtu: ic.mtu.unwrap_or_else(|| {
+                read_sys(&self.sysfs, &name, "mtu")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(1500)
+            }),
+            mac: read_sys(&self.sysfs, &name, "address")
+                .and_then(|s| parse_mac(&s))
+                .unwrap_or([0; 6]),
+        };
+        let changed = self.ports.get(port) != Some(&now);
+        if changed || force {
+            let result = self.rib.set_interface(
+                port as u16,
+                Interface {
+                    name,
+                    ifindex: now.ifindex,
+                    up: now.up,
+                    mtu: now.mtu,
+                    mac: now.mac,
+                    addresses: ic.addresses.clone(),
+                },
+            );
+            if let Err(e) = result {
+                tracing::error!("interface {}: {e}", ic.name);
+            }
+            if let Some(p) = self.ports.get_mut(port) {
+                *p = now;
+            }
+        }
+    }
+
+    fn refresh_ports(&mut self) {
+        for port in 0..self.ports.len() {
+            self.refresh_port(port, false);
+        }
+    }
+
+    /// Queues a full replay answering the engine's request `tag`.
+    fn start_resync(&mut self, tag: u64) {
+        // Everything still queued is superseded by the snapshot, which is taken after draining
+        // so that it reflects every change so far.
+        self.pending.clear();
+        self.next_seq = self.producer.next_seq();
+        self.scratch.clear();
+        self.rib.drain(self.next_seq, &mut self.scratch);
+        self.scratch.clear();
+        self.scratch.push(Delta::ResyncBegin { tag });
+        self.rib.snapshot(self.next_seq + 1, &mut self.scratch);
+        self.scratch.push(Delta::ResyncEnd { tag });
+        self.next_seq += self.scratch.len() as u64;
+        self.pending.extend(self.scratch.drain(..));
+        self.answered_request = self.answered_request.max(tag);
+        self.resyncs_sent += 1;
+    }
+
+    /// Moves RIB changes into the ring; returns true while deltas wait for room.
+    pub fn pump(&mut self) -> bool {
+        let request = self.producer.file().get(word::RESYNC_REQUEST);
+        if request > self.answered_request {
+            self.start_resync(request);
+        }
+        self.scratch.clear();
+        self.rib.drain(self.next_seq, &mut self.scratch);
+        self.next_seq += self.scratch.len() as u64;
+        self.pending.extend(self.scratch.drain(..));
+        while !self.pending.is_empty() {
+            let (front, _) = self.pending.as_slices();
+            let n = self.producer.push(front);
+            if n == 0 {
+                break;
+            }
+            self.pending.drain(..n);
+        }
+        self.producer.heartbeat();
+        !self.pending.is_empty()
+    }
+
+    fn engine_in_sync(&self) -> bool {
+        let f = self.producer.file();
+        f.attached(Role::Engine) && EngineState::from_word(f.get(word::ENGINE_STATE)) == EngineState::InSync
+    }
+
+    fn port_name(&self, port: u16) -> Option<String> {
+        self.config
+            .interfaces
+            .get(usize::from(port))
+            .map(|i| i.name.clone())
+    }
+
+    fn route_entry(&self, v: &RouteView, applied: u64, in_sync: bool) -> RouteEntry {
+        let kind = match v.action {
+            Some(AdjacencyAction::Blackhole) => "blackhole",
+            Some(AdjacencyAction::Unreachable) => "unreachable",
+            Some(AdjacencyAction::Local) => "local",
+            _ => "unicast",
+        };
+        let fib = if !v.selected {
+            "inactive"
+        } else {
+            match v.fib_seq {
+                Some(seq) if in_sync && seq <= applied => "offload",
+                Some(_) => "pending",
+                None => "not-installed",
+            }
+        };
+        RouteEntry {
+            prefix: v.prefix.to_string(),
+            protocol: v.protocol.to_string(),
+            distance: v.distance,
+            metric: v.metric,
+            kind: kind.into(),
+            nexthops: v
+                .resolved
+                .iter()
+                .map(|h| HopView {
+                    via: h.via,
+                    dev: (!h.interface.is_empty()).then(|| h.interface.clone()),
+                    weight: h.weight,
+                })
+                .collect(),
+            selected: v.selected,
+            fib: fib.into(),
+            fib_seq: v.fib_seq,
+            origin: (v.protocol == Protocol::Static).then(|| origin::name(v.id).to_string()),
+        }
+    }
+
+    fn port_of(&self, name: &str) -> Result<u16> {
+        self.config
+            .interfaces
+            .iter()
+            .position(|i| i.name == name)
+            .map(|p| p as u16)
+            .with_context(|| format!("interface {name} is not configured"))
+    }
+
+    fn add_runtime(&mut self, line: &str) -> Result<()> {
+        let text = routetext::parse_route(line).map_err(anyhow::Error::msg)?;
+        let route = text_to_route(&text, origin::RUNTIME, 1, &|n| self.port_of(n))?;
+        self.rib.upsert(text.prefix, route)?;
+        Ok(())
+    }
+
+    /// Handles one request that needs no engine round trip.
+    fn handle(&mut self, req: &Request) -> Reply {
+        match self.handle_inner(req) {
+            Ok(r) => r,
+            Err(e) => Reply::error(format!("{e:#}")),
+        }
+    }
+
+    fn handle_inner(&mut self, req: &Request) -> Result<Reply> {
+        Ok(match req {
+            Request::RouteAdd { route } => {
+                self.add_runtime(route)?;
+                Reply::ok(ChangeResult {
+                    added: 1,
+                    ..ChangeResult::default()
+                })
+            }
+            Request::RouteImport { lines } => {
+                let mut n = 0;
+                for (i, line) in lines.iter().enumerate() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    self.add_runtime(line)
+                        .with_context(|| format!("line {} of this chunk ({line:?})", i + 1))?;
+                    n += 1;
+                }
+                Reply::ok(ChangeResult {
+                    added: n,
+                    ..ChangeResult::default()
+                })
+            }
+            Request::RouteDel { prefix, distance } => {
+                let prefix = routetext::parse_prefix(prefix).map_err(anyhow::Error::msg)?;
+                let mut removed = 0u64;
+                for d in 1..=255u8 {
+                    if distance.is_some_and(|x| x != d) {
+                        continue;
+                    }
+                    if self
+                        .rib
+                        .remove(prefix, Protocol::Static, origin::RUNTIME | u32::from(d))
+                    {
+                        removed += 1;
+                    }
+                }
+                if removed == 0 {
+                    let configured = self
+                        .configured
+                        .iter()
+                        .any(|(p, id)| *p == prefix && distance.is_none_or(|d| id & 0xff == u32::from(d)));
+                    if configured {
+                        anyhow::bail!(
+                            "{prefix} comes from the configuration ({}): remove it there and run `xroutectl config reload`",
+                            self.origin_name()
+                        );
+                    }
+                    anyhow::bail!("no runtime static route for {prefix}");
+                }
+                Reply::ok(ChangeResult {
+                    removed,
+                    ..ChangeResult::default()
+                })
+            }
+            Request::RouteShow {
+                prefix,
+                longer,
+                protocol,
+                all,
+            } => {
+                let filter = RouteFilter {
+                    prefix: prefix
+                        .as_deref()
+                        .map(routetext::parse_prefix)
+                        .transpose()
+                        .map_err(anyhow::Error::msg)?,
+                    longer: *longer,
+                    protocol: protocol
+                        .as_deref()
+                        .map(|p| p.parse::<Protocol>())
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                    selected_only: !*all,
+                };
+                let applied = self.producer.file().get(word::APPLIED_SEQ);
+                let in_sync = self.engine_in_sync();
+                let routes: Vec<RouteEntry> = self
+                    .rib
+                    .routes(&filter)
+                    .iter()
+                    .map(|v| self.route_entry(v, applied, in_sync))
+                    .collect();
+                Reply::ok(routes)
+            }
+            Request::FibStats => Reply::ok(self.fib_stats()),
+            Request::Interfaces => Reply::ok(self.interfaces()),
+            Request::Counters => Reply::ok(self.counters()),
+            Request::ConfigReload => {
+                let Some(path) = self.config_path.clone() else {
+                    anyhow::bail!(
+                        "running on the embedded default configuration: there is no file to reload"
+                    );
+                };
+                let cfg = config::load(&path)?;
+                if cfg.router != self.config.router {
+                    anyhow::bail!(
+                        "{}: the [router] section (instance, directories) cannot change on reload; restart xroute-control",
+                        path.display()
+                    );
+                }
+                // Route files are read before anything changes: a bad one keeps the running config.
+                configured_routes(&cfg)?;
+                Reply::ok(self.apply_config(cfg)?)
+            }
+            Request::FibLookup { .. } | Request::Neighbors => {
+                Reply::error("internal: engine requests are handled asynchronously")
+            }
+        })
+    }
+
+    fn fib_stats(&self) -> FibStats {
+        let f = self.producer.file();
+        let h = f.snapshot();
+        let rib = self.rib.stats();
+        FibStats {
+            engine_attached: h.engine_attached,
+            engine_pid: h.engine_pid,
+            engine_state: if h.engine_attached {
+                h.engine_state.name().to_string()
+            } else {
+                "not running".to_string()
+            },
+            routes_v4: h.fib_routes_v4,
+            routes_v6: h.fib_routes_v6,
+            memory_bytes: h.fib_memory_bytes,
+            groups: h.fib_groups,
+            adjacencies: h.fib_adjacencies,
+            applied_seq: h.applied_seq,
+            produced_seq: h.producer_pos,
+            queued: self.pending.len() as u64,
+            rejected: h.rejected,
+            resyncs_done: h.resyncs_done,
+            resyncs_sent: self.resyncs_sent,
+            last_resync_swept: h.resync_swept,
+            rib_routes_v4: rib.selected_v4 as u64,
+            rib_routes_v6: rib.selected_v6 as u64,
+            rib_candidates: rib.candidates as u64,
+            rib_unresolved: rib.unresolved as u64,
+            channel: f.path().display().to_string(),
+            ring_capacity: h.capacity,
+        }
+    }
+
+    fn interfaces(&self) -> Vec<InterfaceEntry> {
+        self.config
+            .interfaces
+            .iter()
+            .zip(&self.ports)
+            .enumerate()
+            .map(|(port, (ic, st))| InterfaceEntry {
+                port: port as u16,
+                name: ic.name.clone(),
+                ifindex: st.ifindex,
+                state: if !st.present {
+                    "absent"
+                } else if st.up {
+                    "up"
+                } else {
+                    "down"
+                }
+                .into(),
+                mtu: st.mtu,
+                mac: format_mac(st.mac),
+                addresses: ic.addresses.iter().map(ToString::to_string).collect(),
+            })
+            .collect()
+    }
+
+    fn counters(&self) -> CountersReport {
+        let f = self.producer.file();
+        let words = f.stats_words();
+        let load = |i: usize| {
+            words
+                .get(i)
+                .map_or(0, |w| w.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        let ports = self
+            .config
+            .interfaces
+            .iter()
+            .enumerate()
+            .take(stats::MAX_PORTS)
+            .map(|(port, ic)| {
+                let mut sum = PortCounters::default();
+                for core in 0..stats::MAX_CORES {
+                    let base = stats::slot_offset(core, port);
+                    let slot: Vec<u64> = (base..base + stats::SLOT_WORDS).map(load).collect();
+                    sum.add(&PortCounters::from_slot(&slot));
+                }
+                PortCountersEntry {
+                    port: port as u16,
+                    name: ic.name.clone(),
+                    rx_packets: sum.rx_packets,
+                    rx_bytes: sum.rx_bytes,
+                    tx_packets: sum.tx_packets,
+                    tx_bytes: sum.tx_bytes,
+                    to_kernel: sum.to_kernel,
+                    drops: DropReason::ALL
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.name().to_string(),
+                                sum.drops.get(*r as usize).copied().unwrap_or(0),
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let h = f.snapshot();
+        CountersReport {
+            ports,
+            deltas_produced: h.producer_pos,
+            deltas_applied: h.applied_seq,
+            deltas_rejected: h.rejected,
+        }
+    }
+
+    fn engine_socket(&self) -> PathBuf {
+        self.config
+            .router
+            .run_dir
+            .join(&self.config.router.instance)
+            .join("engine.sock")
+    }
+}
+
+/// Sends one request to the engine's query socket.
+async fn ask_engine(path: &Path, req: &EngineRequest) -> Result<EngineReply> {
+    let io = async {
+        let stream = UnixStream::connect(path)
+            .await
+            .with_context(|| format!("xroute-engine is not answering on {}", path.display()))?;
+        let (r, mut w) = stream.into_split();
+        let mut line = serde_json::to_string(req)?;
+        line.push('\n');
+        w.write_all(line.as_bytes()).await?;
+        let mut reply = String::new();
+        BufReader::new(r).take(MAX_REQUEST).read_line(&mut reply).await?;
+        serde_json::from_str::<EngineReply>(&reply).context("bad reply from the engine")
+    };
+    tokio::time::timeout(Duration::from_secs(10), io)
+        .await
+        .context("xroute-engine did not answer within 10 s")?
+}
+
+async fn handle_request(state: &Mutex<State>, req: Request) -> Reply {
+    match req {
+        Request::FibLookup { addrs } => {
+            let path = lock(state).engine_socket();
+            let reply = match ask_engine(&path, &EngineRequest::Lookup { addrs }).await {
+                Ok(EngineReply::Lookup { results }) => results,
+                Ok(EngineReply::Error { message }) => return Reply::error(format!("engine: {message}")),
+                Ok(_) => return Reply::error("engine: unexpected reply"),
+                Err(e) => return Reply::error(format!("{e:#}")),
+            };
+            let s = lock(state);
+            let entries: Vec<FibLookupEntry> = reply
+                .into_iter()
+                .map(|engine| {
+                    let rib_prefix = s.rib.lookup(engine.addr).map(|(p, _)| p.to_string());
+                    FibLookupEntry {
+                        agrees: rib_prefix == engine.prefix,
+                        rib_prefix,
+                        engine,
+                    }
+                })
+                .collect();
+            Reply::ok(entries)
+        }
+        Request::Neighbors => {
+            let path = lock(state).engine_socket();
+            match ask_engine(&path, &EngineRequest::Adjacencies).await {
+                Ok(EngineReply::Adjacencies { adjacencies }) => {
+                    let s = lock(state);
+                    let mut v: Vec<NeighborEntry> = adjacencies
+                        .into_iter()
+                        .filter(|a| a.action == "forward" && a.next_hop.is_some())
+                        .map(|a| NeighborEntry {
+                            address: a.next_hop,
+                            dev: s.port_name(a.port),
+                            port: a.port,
+                            state: if a.mac.is_some() {
+                                "reachable"
+                            } else {
+                                "incomplete"
+                            }
+                            .into(),
+                            mac: a.mac,
+                            adjacency: a.adjacency,
+                        })
+                        .collect();
+                    v.sort_by_key(|a| (a.port, a.address));
+                    Reply::ok(v)
+                }
+                Ok(EngineReply::Error { message }) => Reply::error(format!("engine: {message}")),
+                Ok(_) => Reply::error("engine: unexpected reply"),
+                Err(e) => Reply::error(format!("{e:#}")),
+            }
+        }
+        other => lock(state).handle(&other),
+    }
+}
+
+async fn serve_client(stream: UnixStream, state: Arc<Mutex<State>>) {
+    let (r, mut w) = stream.into_split();
+    let mut reader = BufReader::new(r);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = match (&mut reader).take(MAX_REQUEST).read_line(&mut line).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = w
+                    .write_all(format!("{}\n", json_error(&format!("unreadable request: {e}"))).as_bytes())
+                    .await;
+                return;
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        if !line.ends_with('\n') && n as u64 >= MAX_REQUEST {
+            let _ = w
+                .write_all(format!("{}\n", json_error("request too long")).as_bytes())
+                .await;
+            return;
+        }
+        let reply = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => handle_request(&state, req).await,
+            Err(e) => Reply::error(format!("malformed request: {e}")),
+        };
+        let mut text = serde_json::to_string(&reply).unwrap_or_else(|e| json_error(&e.to_string()));
+        text.push('\n');
+        if w.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+        // Let the pump see the change at once rather than at its next tick.
+        let _ = lock(&state).pump();
+    }
+}
+
+fn json_error(message: &str) -> String {
+    serde_json::to_string(&Reply::error(message)).unwrap_or_default()
+}
+
+fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        anyhow::bail!(
+            "{}: another xroute-control is serving this instance",
+            path.display()
+        );
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the configuration.
+pub fn run(opts: Options) -> Result<()> {
+    let cfg = initial_config(opts.config_path.as_deref())?;
+    let socket = cfg.router.control_socket();
+    let state = State::new(
+        cfg,
+        opts.config_path.clone(),
+        opts.ring_capacity.max(DEFAULT_CAPACITY / 64),
+    )?;
+    tracing::info!(
+        channel = %state.producer.file().path().display(),
+        socket = %socket.display(),
+        config = %state.origin_name(),
+        interfaces = state.config.interfaces.len(),
+        static_routes = state.configured.len(),
+        "xroute-control started"
+    );
+    let state = Arc::new(Mutex::new(state));
+    let listener = bind_private(&socket)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let listener = UnixListener::from_std(listener)?;
+        let accept_state = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(serve_client(stream, Arc::clone(&accept_state)));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept on the control socket: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        let pump_state = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let busy = lock(&pump_state).pump();
+                tokio::time::sleep(if busy {
+                    Duration::from_micros(200)
+                } else {
+                    Duration::from_millis(5)
+                })
+                .await;
+            }
+        });
+        let port_state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                lock(&port_state).refresh_ports();
+            }
+        });
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    let reply = lock(&state).handle(&Request::ConfigReload);
+                    match reply.error {
+                        None => tracing::info!("configuration reloaded (SIGHUP)"),
+                        Some(e) => tracing::error!("configuration reload failed, keeping the running configuration: {e}"),
+                    }
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    });
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("xroute-control stopped");
+    result
+}
