@@ -26,6 +26,13 @@
 //!   to a fixpoint (bounded), then compares each touched prefix's wanted group with what the
 //!   engine has and emits at most one record per prefix, definitions before users and deletes
 //!   after the last user is gone.
+//!
+//! Semantics worth knowing: a recursive next hop's weight multiplies the weights of the hops it
+//! resolves to; duplicate members merge (weights add); groups keep the first 64 members by
+//! (port, neighbour). A recursive next hop resolving through a discard route lends that action
+//! to the route only if no other next hop forwards. A prefix whose outcome keeps changing
+//! within one drain (it resolves through itself via a fallback, so no stable state exists) is
+//! held unusable after `MAX_FLAPS` changes until something it depends on changes again.
 
 mod tables;
 #[cfg(test)]
