@@ -26,6 +26,13 @@
 //!   to a fixpoint (bounded), then compares each touched prefix's wanted group with what the
 //!   engine has and emits at most one record per prefix, definitions before users and deletes
 //!   after the last user is gone.
+//!
+//! Semantics worth knowing: a recursive next hop's weight multiplies the weights of the hops it
+//! resolves to; duplicate members merge (weights add); groups keep the first 64 members by
+//! (port, neighbour). A recursive next hop resolving through a discard route lends that action
+//! to the route only if no other next hop forwards. A prefix whose outcome keeps changing
+//! within one drain (it resolves through itself via a fallback, so no stable state exists) is
+//! held unusable after `MAX_FLAPS` changes until something it depends on changes again.
 
 mod tables;
 #[cfg(test)]
@@ -33,6 +40,7 @@ mod tests;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -69,12 +77,38 @@ const FAILED: u8 = 4;
 const UNRESOLVED: u8 = 8;
 /// Held unusable for the rest of this drain (see `MAX_FLAPS`).
 const HELD: u8 = 16;
+/// Changed outcome once in this drain (further changes are counted in `flaps`).
+const CHANGED: u8 = 32;
 
 const T_BLACKHOLE: u32 = 0;
 const T_UNREACHABLE: u32 = 1;
 const T_LOCAL: u32 = 2;
 /// Targets below this index are the shared actions above; the others index `targets`.
 const SPECIAL: u32 = 3;
+
+/// Hashes slot numbers with one multiplication: slot sets are hit once per route on bulk loads,
+/// and slots are not attacker-chosen, so SipHash's protection buys nothing there.
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotHasher(u64);
+
+impl Hasher for SlotHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type SlotSet = HashSet<u32, BuildHasherDefault<SlotHasher>>;
+type SlotMap<V> = HashMap<u32, V, BuildHasherDefault<SlotHasher>>;
 
 /// One candidate, 16 bytes; its next hops are the interned target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,7 +251,7 @@ struct NhSet {
     /// Candidates using this set.
     refs: u32,
     /// Slots of prefixes with a candidate using this set.
-    dependents: HashSet<u32>,
+    dependents: SlotSet,
     cache_gen: u64,
     cache: Eval,
 }
@@ -242,7 +276,7 @@ struct Gateway {
     /// Targets with this gateway as a recursive next hop (no exclusion).
     targets: Vec<u32>,
     /// Slots resolving through this gateway with exclusion, with a use count.
-    slots: HashMap<u32, u32>,
+    slots: SlotMap<u32>,
 }
 
 #[derive(Debug)]
@@ -274,7 +308,7 @@ pub struct Rib {
     /// Invalidates target caches; bumped per drain and per gateway change.
     generation: u64,
     /// Outcome changes per prefix in the current drain (only prefixes that changed).
-    flaps: HashMap<u32, u8>,
+    flaps: SlotMap<u8>,
 
     targets: Vec<Option<NhSet>>,
     target_map: HashMap<Box<[NextHopSpec]>, u32>,
@@ -326,7 +360,7 @@ impl Rib {
             failed: BTreeSet::new(),
             retry_failed: false,
             generation: 0,
-            flaps: HashMap::new(),
+            flaps: SlotMap::default(),
             targets: Vec::new(),
             target_map: HashMap::new(),
             target_free: Vec::new(),
@@ -647,7 +681,7 @@ impl Rib {
             specs,
             rec: rec.into(),
             refs: 0,
-            dependents: HashSet::new(),
+            dependents: SlotSet::default(),
             cache_gen: u64::MAX,
             cache: Eval::Unusable,
         });
@@ -743,7 +777,7 @@ impl Rib {
             state: GwRes::Unresolved,
             dirty: false,
             targets: Vec::new(),
-            slots: HashMap::new(),
+            slots: SlotMap::default(),
         });
         self.gw_map.insert((addr, exclude), g);
         match addr {
@@ -1120,19 +1154,52 @@ impl Rib {
             for g in std::mem::take(&mut self.dirty_gws) {
                 self.refresh_gateway(g);
             }
-            for slot in std::mem::take(&mut self.dirty) {
-                self.entries[slot as usize].flags &= !DIRTY;
-                if self.evaluate(slot) {
-                    let prefix = self.entries[slot as usize].prefix;
-                    self.dirty_gateways_under(prefix);
-                    let n = self.flaps.entry(slot).or_insert(0);
-                    *n += 1;
-                    if *n == MAX_FLAPS {
-                        self.entries[slot as usize].flags |= HELD;
-                        self.mark(slot);
-                    }
-                }
+            // Prefixes without recursive next hops first (connected routes, interface and
+            // gateway-on-port routes), then the gateways they affect, then the recursive
+            // ones: a burst of interfaces plus routes via their neighbours settles in one
+            // round instead of evaluating every recursive route twice.
+            let (direct, recursive): (Vec<u32>, Vec<u32>) = std::mem::take(&mut self.dirty)
+                .into_iter()
+                .partition(|&s| !self.is_recursive(s));
+            for slot in direct {
+                self.evaluate_dirty(slot);
             }
+            for g in std::mem::take(&mut self.dirty_gws) {
+                self.refresh_gateway(g);
+            }
+            for slot in recursive {
+                self.evaluate_dirty(slot);
+            }
+        }
+    }
+
+    fn is_recursive(&self, slot: u32) -> bool {
+        self.entries[slot as usize]
+            .cands
+            .as_slice()
+            .iter()
+            .any(|c| self.nh(c.target).is_some_and(|nh| !nh.rec.is_empty()))
+    }
+
+    /// Evaluates a dirty prefix; if its outcome changed, re-resolves the gateways it contains
+    /// and holds it unusable once it has flapped `MAX_FLAPS` times in this drain.
+    fn evaluate_dirty(&mut self, slot: u32) {
+        self.entries[slot as usize].flags &= !DIRTY;
+        if !self.evaluate(slot) {
+            return;
+        }
+        let prefix = self.entries[slot as usize].prefix;
+        self.dirty_gateways_under(prefix);
+        let e = &mut self.entries[slot as usize];
+        if e.flags & CHANGED == 0 {
+            e.flags |= CHANGED;
+            return;
+        }
+        let n = self.flaps.entry(slot).or_insert(1);
+        *n += 1;
+        if *n == MAX_FLAPS {
+            e.flags |= HELD;
+            self.mark(slot);
         }
     }
 
@@ -1230,7 +1297,7 @@ impl Rib {
         let mut routes = Vec::new();
         for &slot in &touched {
             let e = &mut self.entries[slot as usize];
-            e.flags &= !(TOUCHED | HELD);
+            e.flags &= !(TOUCHED | HELD | CHANGED);
             let (prefix, wanted, programmed) = (e.prefix, e.group, e.programmed);
             if wanted == programmed {
                 continue;

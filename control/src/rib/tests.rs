@@ -1037,3 +1037,47 @@ fn self_resolving_fallback_settles_instead_of_flapping() {
     assert_eq!(drain(&mut rib), vec![], "settled");
     assert_model_matches(&rib, &model);
 }
+
+/// Resident set size in MiB (Linux), for the scale test.
+fn rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
+}
+
+/// The full-table target: 902k IPv4 + 160k IPv6 statics via a few gateways, one drain.
+/// Run with `cargo test --release -p xroute-control --lib full_table -- --ignored --nocapture`.
+#[test]
+#[ignore = "scale test: run in release mode"]
+fn full_table_fits_time_and_memory() {
+    let before = rss_mib().unwrap_or(0);
+    let t = Instant::now();
+    let mut rib = two_ports();
+    let gws = ["192.0.2.2", "192.0.2.3", "198.51.100.2", "198.51.100.3"];
+    for i in 0..902_000u32 {
+        let p = IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0100_0000 + (i << 8)), 24).unwrap());
+        rib.upsert(p, stat(0, 1, via(gws[i as usize % 4]))).unwrap();
+    }
+    for i in 0..160_000u32 {
+        let p = IpNet::V6(
+            Ipv6Net::new(Ipv6Addr::from((0x2400_0000_0000u128 + u128::from(i)) << 80), 48).unwrap(),
+        );
+        rib.upsert(p, stat(0, 1, via(["2001:db8::2", "2001:db8::3"][i as usize % 2])))
+            .unwrap();
+    }
+    let inserted = t.elapsed();
+    let mut out = Vec::new();
+    rib.drain(1, &mut out);
+    let total = t.elapsed();
+    let records = out.len();
+    drop(out);
+    let rss = rss_mib().unwrap_or(0);
+    eprintln!(
+        "insert {inserted:?}, insert+drain {total:?}, {records} records, RSS {rss} MiB (was {before} MiB)"
+    );
+    assert_eq!(rib.stats().selected_v4 + rib.stats().selected_v6, 1_062_000 + 6);
+    assert!(rss < 300, "RSS {rss} MiB");
+    if !cfg!(debug_assertions) {
+        assert!(total.as_secs_f64() < 1.0, "took {total:?}");
+    }
+}
