@@ -351,10 +351,13 @@ impl Programmer {
                 let Some(replay) = self.replay.take() else {
                     return Err(RejectReason::StrayResyncEnd);
                 };
-                self.sweep(replay)?;
+                // The replay is complete even if the sweep hit a refusal (counted): stay in
+                // sync rather than wait for a replay that will not come.
+                let swept = self.sweep(replay);
                 self.mode = Mode::InSync;
                 self.stats.resyncs_done += 1;
                 self.stats.last_resync_tag = tag;
+                swept?;
             }
         }
         Ok(())

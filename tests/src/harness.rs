@@ -152,6 +152,9 @@ impl Proc {
 
     /// SIGTERM and wait up to `timeout` for a clean exit; returns its success.
     pub fn stop(&mut self, timeout: Duration) -> bool {
+        if self.child.is_none() {
+            return false;
+        }
         self.signal("TERM");
         let deadline = Instant::now() + timeout;
         while let Some(c) = self.child.as_mut() {
