@@ -37,8 +37,13 @@ ENGINE_PID=
 CONTROL_PID=
 cleanup() {
     for pid in $CONTROL_PID $ENGINE_PID; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    sleep 0.3
+    for pid in $CONTROL_PID $ENGINE_PID; do
         kill -9 "$pid" 2>/dev/null || true
     done
+    wait 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     ip netns del "${NS}k" 2>/dev/null || true
     rm -rf "$DIR"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, then formatting, lints, every
-# test (unit, property, real-table, concurrency) and a compile check of the benchmarks.
+# test (unit, property, real-table, concurrency; as root also the control+engine process tests
+# in network namespaces, which skip with a reason otherwise) and a compile check of the benchmarks.
 # Tests run in the `ci` profile: release speed with debug assertions and overflow checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -73,6 +73,9 @@ struct Replay {
     claimed_adj: HashSet<AdjacencyId>,
     claimed_groups: HashSet<GroupId>,
     marked: HashSet<Prefix>,
+    /// Whether the FIB held routes when the replay began. If not (a restarted engine), every
+    /// route in it at the end came from the replay: nothing to mark, nothing to sweep.
+    track: bool,
     ports: HashSet<u32>,
 }
 
@@ -296,7 +299,7 @@ impl Programmer {
                     .get(&group)
                     .ok_or(RejectReason::UnknownGroup(group))?;
                 let prefix = to_prefix(prefix)?;
-                if let Some(r) = self.replay.as_mut() {
+                if let Some(r) = self.replay.as_mut().filter(|r| r.track) {
                     r.marked.insert(prefix);
                 }
                 if self.fib.get(prefix) != Some(gid) {
@@ -344,7 +347,11 @@ impl Programmer {
                 }
             }
             Delta::ResyncBegin { tag } => {
-                self.replay = Some(Replay::default());
+                self.flush_routes();
+                self.replay = Some(Replay {
+                    track: !self.fib.is_empty(),
+                    ..Replay::default()
+                });
                 self.mode = Mode::Resyncing { tag };
             }
             Delta::ResyncEnd { tag } => {
@@ -537,11 +544,14 @@ impl Programmer {
     fn sweep(&mut self, replay: Replay) -> Result<(), RejectReason> {
         self.flush_routes();
         let mut stale = Vec::new();
-        self.fib.for_each_route(|p, _| {
-            if !replay.marked.contains(&p) {
-                stale.push(RouteChange::Remove(p));
-            }
-        });
+        // Marked routes are all in the FIB (a delete unmarks), so equal counts mean no stale one.
+        if replay.track && replay.marked.len() != self.fib.len() {
+            self.fib.for_each_route(|p, _| {
+                if !replay.marked.contains(&p) {
+                    stale.push(RouteChange::Remove(p));
+                }
+            });
+        }
         self.stats.last_swept = stale.len() as u64;
         self.fib.apply(stale)?;
         let mut groups: Vec<GroupId> = self
