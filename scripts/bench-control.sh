@@ -32,30 +32,12 @@ cargo build --release --locked -q -p xroute-control -p xroute-engine
 BIN=$ROOT/target/release
 
 NS=xrbench$$
+PORT=xb0
 DIR=$(mktemp -d /dev/shm/xroute-bench.XXXXXX)
-ENGINE_PID=
-CONTROL_PID=
-cleanup() {
-    for pid in $CONTROL_PID $ENGINE_PID; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    sleep 0.3
-    for pid in $CONTROL_PID $ENGINE_PID; do
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    ip netns del "$NS" 2>/dev/null || true
-    ip netns del "${NS}k" 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT INT TERM
+source "$ROOT/scripts/lib/router-ns.sh"
+trap 'router_cleanup; ip netns del "${NS}k" 2>/dev/null || true' EXIT INT TERM
 
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" link add xb0 type veth peer name xb0p
-ip -n "$NS" link set xb0 up
-ip -n "$NS" link set xb0p up
-mkdir -p "$DIR/run"
+router_ns_up
 cat > "$DIR/xroute.toml" <<EOF
 [router]
 run-dir = "$DIR/run"
@@ -68,26 +50,6 @@ EOF
 export XROUTE_SOCKET=$DIR/run/default/control.sock
 CTL="$BIN/xroutectl"
 
-wait_socket() {
-    for _ in $(seq 1 600); do
-        [[ -S $1 ]] && return 0
-        sleep 0.05
-    done
-    echo "bench-control: $1 never appeared" >&2
-    exit 1
-}
-start_engine() {
-    rm -f "$DIR/run/default/engine.sock"
-    ip netns exec "$NS" "$BIN/xroute-engine" run --shm-dir "$DIR" --run-dir "$DIR/run" >>"$DIR/engine.log" 2>&1 &
-    ENGINE_PID=$!
-    wait_socket "$DIR/run/default/engine.sock"
-}
-start_control() {
-    rm -f "$XROUTE_SOCKET"
-    ip netns exec "$NS" "$BIN/xroute-control" --config "$DIR/xroute.toml" >>"$DIR/control.log" 2>&1 &
-    CONTROL_PID=$!
-    wait_socket "$XROUTE_SOCKET"
-}
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.4f}')" "$1" "$2"; }
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }

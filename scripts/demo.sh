@@ -25,33 +25,18 @@ if [[ $EUID -ne 0 ]]; then
 fi
 [[ -f $TABLE ]] || { echo "demo: no table at $TABLE (set XROUTE_SHARED)" >&2; exit 1; }
 
+ROOT=$PWD
 NS=xrdemo$$
+PORT=xd0
 DIR=$(mktemp -d /dev/shm/xroute-demo.XXXXXX)
-ENGINE_PID=
-CONTROL_PID=
-cleanup() {
-    for pid in $CONTROL_PID $ENGINE_PID; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    sleep 0.3
-    for pid in $CONTROL_PID $ENGINE_PID; do
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT INT TERM
+source "$ROOT/scripts/lib/router-ns.sh"
+trap router_cleanup EXIT INT TERM
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "topology: namespace $NS, router port xd0 (veth), 198.18.0.1/24 and 2001:db8:ff::1/64"
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" link add xd0 type veth peer name xd0p
-ip -n "$NS" link set xd0 up
-ip -n "$NS" link set xd0p up
-mkdir -p "$DIR/run"
+router_ns_up
 cat > "$DIR/xroute.toml" <<EOF
 [router]
 run-dir = "$DIR/run"
@@ -77,16 +62,6 @@ EOF
 export XROUTE_SOCKET=$DIR/run/default/control.sock
 CTL=$BIN/xroutectl
 
-wait_socket() {
-    for _ in $(seq 1 600); do [[ -S $1 ]] && return 0; sleep 0.05; done
-    echo "demo: $1 never appeared" >&2; exit 1
-}
-start_engine() {
-    rm -f "$DIR/run/default/engine.sock"
-    ip netns exec "$NS" "$BIN/xroute-engine" run --shm-dir "$DIR" --run-dir "$DIR/run" >>"$DIR/engine.log" 2>&1 &
-    ENGINE_PID=$!
-    wait_socket "$DIR/run/default/engine.sock"
-}
 progress() {  # $1: when the work started (date +%s.%N)
     python3 - "$CTL" "$1" <<'EOF'
 import json, subprocess, sys, time
@@ -111,9 +86,7 @@ EOF
 say "start xroute-engine (FIB writer; no AF_XDP ports yet) and xroute-control (reads the table)"
 start_engine
 T0=$(date +%s.%N)
-ip netns exec "$NS" "$BIN/xroute-control" --config "$DIR/xroute.toml" >>"$DIR/control.log" 2>&1 &
-CONTROL_PID=$!
-wait_socket "$XROUTE_SOCKET"
+start_control
 progress "$T0"
 
 say "what is programmed"

@@ -13,7 +13,7 @@ use crate::api::{
 use crate::config::{self, Config, StaticTarget};
 use crate::rib::{Interface, NextHopSpec, Protocol, Rib, Route, RouteFilter, RouteView, Target};
 use crate::routefile;
-use crate::routetext::{self, RouteKind, RouteText};
+use crate::routetext::{self, HopText, RouteKind, RouteText};
 use anyhow::{Context, Result};
 use ipnet::IpNet;
 use std::collections::{HashSet, VecDeque};
@@ -109,30 +109,29 @@ fn configured_routes(cfg: &Config) -> Result<Vec<(IpNet, Route)>> {
     };
     let mut out = Vec::with_capacity(cfg.routes.len());
     for r in &cfg.routes {
-        let target = match &r.target {
-            StaticTarget::Blackhole => Target::Blackhole,
-            StaticTarget::Unreachable => Target::Unreachable,
-            StaticTarget::NextHops(hops) => Target::NextHops(
+        // A configured route is the same thing as a route line with an explicit distance.
+        let kind = match &r.target {
+            StaticTarget::Blackhole => RouteKind::Blackhole,
+            StaticTarget::Unreachable => RouteKind::Unreachable,
+            StaticTarget::NextHops(hops) => RouteKind::NextHops(
                 hops.iter()
-                    .map(|h| {
-                        Ok(NextHopSpec {
-                            via: h.via,
-                            port: h.interface.as_deref().map(port_of).transpose()?,
-                            weight: h.weight,
-                        })
+                    .map(|h| HopText {
+                        via: h.via,
+                        dev: h.interface.clone(),
+                        weight: h.weight,
                     })
-                    .collect::<Result<_>>()?,
+                    .collect(),
             ),
+        };
+        let text = RouteText {
+            prefix: r.prefix,
+            kind,
+            distance: Some(r.distance),
+            metric: Some(r.metric),
         };
         out.push((
             r.prefix,
-            Route {
-                protocol: Protocol::Static,
-                id: origin::CONFIG | u32::from(r.distance),
-                distance: r.distance,
-                metric: r.metric,
-                target,
-            },
+            text_to_route(&text, origin::CONFIG, r.distance, &port_of)?,
         ));
     }
     for f in &cfg.route_files {
