@@ -16,6 +16,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "cargo bench --no-run"
 cargo bench --locked --workspace --no-run
 step "cargo test"
+# The process tests in tests/ run the daemons' binaries: build them first (cargo test builds a
+# package's binaries only for that package's own integration tests).
+cargo build --locked --workspace --profile ci --bins
 cargo test --locked --workspace --profile ci
 step "loom model checks of the FIB's reclamation protocol"
 CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg loom" cargo test --locked --release -p xroute-engine --lib loom

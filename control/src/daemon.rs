@@ -10,40 +10,23 @@ use crate::api::{
     ChangeResult, CountersReport, FibLookupEntry, FibStats, HopView, InterfaceEntry, NeighborEntry,
     PortCountersEntry, ReloadResult, Reply, Request, RouteEntry,
 };
-use crate::config::{self, Config, StaticTarget};
-use crate::rib::{Interface, NextHopSpec, Protocol, Rib, Route, RouteFilter, RouteView, Target};
-use crate::routefile;
-use crate::routetext::{self, HopText, RouteKind, RouteText};
+use crate::config::{self, Config};
+use crate::protocol::{Applied, Driver, Event};
+use crate::rib::{Interface, Protocol, Rib, RouteFilter, RouteView};
+use crate::routetext;
+use crate::statics::{origin, text_to_route, StaticRoutes};
 use anyhow::{Context, Result};
-use ipnet::IpNet;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use xroute_common::delta::{AdjacencyAction, Delta};
 use xroute_common::query::{format_mac, EngineReply, EngineRequest};
 use xroute_common::shm::{word, ChannelFile, EngineState, Producer, Role, DEFAULT_CAPACITY};
 use xroute_common::stats::{self, DropReason, PortCounters};
-
-/// Static route ids carry where the route came from in their upper bits (the distance is in
-/// the low byte, so floating statics of one prefix coexist).
-pub mod origin {
-    pub const CONFIG: u32 = 0;
-    pub const ROUTE_FILE: u32 = 1 << 16;
-    pub const RUNTIME: u32 = 2 << 16;
-    pub const MASK: u32 = 0xffff_0000;
-
-    pub fn name(id: u32) -> &'static str {
-        match id & MASK {
-            CONFIG => "config",
-            ROUTE_FILE => "route-file",
-            _ => "runtime",
-        }
-    }
-}
 
 /// Longest request line (a `route import` chunk of 50k lines is about 2 MB).
 const MAX_REQUEST: u64 = 64 << 20;
@@ -81,8 +64,8 @@ pub struct State {
     next_seq: u64,
     answered_request: u64,
     resyncs_sent: u64,
-    /// (prefix, id) of every static route from the configuration and its route files.
-    configured: HashSet<(IpNet, u32)>,
+    /// The routing protocol instances (static routes first).
+    driver: Driver,
     sysfs: PathBuf,
 }
 
@@ -96,85 +79,6 @@ pub fn initial_config(path: Option<&Path>) -> Result<Config> {
         Some(p) => Ok(config::load(p)?),
         None => Ok(config::parse(config::DEFAULT_CONFIG, "<default>")?),
     }
-}
-
-/// Converts the configuration's static routes (and route files) into RIB routes.
-fn configured_routes(cfg: &Config) -> Result<Vec<(IpNet, Route)>> {
-    let port_of = |name: &str| {
-        cfg.interfaces
-            .iter()
-            .position(|i| i.name == name)
-            .map(|p| p as u16)
-            .with_context(|| format!("interface {name} is not configured"))
-    };
-    let mut out = Vec::with_capacity(cfg.routes.len());
-    for r in &cfg.routes {
-        // A configured route is the same thing as a route line with an explicit distance.
-        let kind = match &r.target {
-            StaticTarget::Blackhole => RouteKind::Blackhole,
-            StaticTarget::Unreachable => RouteKind::Unreachable,
-            StaticTarget::NextHops(hops) => RouteKind::NextHops(
-                hops.iter()
-                    .map(|h| HopText {
-                        via: h.via,
-                        dev: h.interface.clone(),
-                        weight: h.weight,
-                    })
-                    .collect(),
-            ),
-        };
-        let text = RouteText {
-            prefix: r.prefix,
-            kind,
-            distance: Some(r.distance),
-            metric: Some(r.metric),
-        };
-        out.push((
-            r.prefix,
-            text_to_route(&text, origin::CONFIG, r.distance, &port_of)?,
-        ));
-    }
-    for f in &cfg.route_files {
-        for (prefix, text) in routefile::read(f)? {
-            out.push((
-                prefix,
-                text_to_route(&text, origin::ROUTE_FILE, f.distance, &port_of)?,
-            ));
-        }
-    }
-    Ok(out)
-}
-
-/// A parsed route line as a RIB route.
-fn text_to_route(
-    text: &RouteText,
-    origin_bits: u32,
-    default_distance: u8,
-    port_of: &dyn Fn(&str) -> Result<u16>,
-) -> Result<Route> {
-    let distance = text.distance.unwrap_or(default_distance);
-    let target = match &text.kind {
-        RouteKind::Blackhole => Target::Blackhole,
-        RouteKind::Unreachable => Target::Unreachable,
-        RouteKind::NextHops(hops) => Target::NextHops(
-            hops.iter()
-                .map(|h| {
-                    Ok(NextHopSpec {
-                        via: h.via,
-                        port: h.dev.as_deref().map(port_of).transpose()?,
-                        weight: h.weight,
-                    })
-                })
-                .collect::<Result<_>>()?,
-        ),
-    };
-    Ok(Route {
-        protocol: Protocol::Static,
-        id: origin_bits | u32::from(distance),
-        distance,
-        metric: text.metric.unwrap_or(0),
-        target,
-    })
 }
 
 fn read_sys(dir: &Path, name: &str, what: &str) -> Option<String> {
@@ -201,10 +105,7 @@ impl State {
         let mut state = Self {
             config: Config::default(),
             config_path,
-            rib: Rib::with_limits(
-                xroute_common::delta::MAX_ADJACENCIES,
-                xroute_common::delta::MAX_GROUPS,
-            ),
+            rib: Rib::new(),
             ports: Vec::new(),
             producer,
             pending: VecDeque::new(),
@@ -212,7 +113,11 @@ impl State {
             next_seq,
             answered_request: 0,
             resyncs_sent: 0,
-            configured: HashSet::new(),
+            driver: {
+                let mut d = Driver::new();
+                d.add(Box::new(StaticRoutes::new()));
+                d
+            },
             sysfs: PathBuf::from("/sys/class/net"),
         };
         state.apply_config(cfg)?;
@@ -223,9 +128,10 @@ impl State {
         Ok(state)
     }
 
-    /// Replaces the running configuration (interfaces and static routes) with `cfg`.
+    /// Replaces the running configuration with `cfg`: every protocol instance checks it first
+    /// (route files are read then), and only if all agree do interfaces and routes change.
     fn apply_config(&mut self, cfg: Config) -> Result<ReloadResult> {
-        let routes = configured_routes(&cfg)?;
+        self.driver.check_config(&cfg).map_err(anyhow::Error::msg)?;
         // Interfaces: ports are numbered in configuration order.
         for port in cfg.interfaces.len()..self.config.interfaces.len() {
             self.rib.remove_interface(port as u16);
@@ -235,29 +141,42 @@ impl State {
         for port in 0..self.ports.len() {
             self.refresh_port(port, true);
         }
-        let mut keys = HashSet::with_capacity(routes.len());
-        let mut added = 0;
-        for (prefix, route) in routes {
-            keys.insert((prefix, route.id));
-            if !self.configured.contains(&(prefix, route.id)) {
-                added += 1;
-            }
-            self.rib
-                .upsert(prefix, route)
-                .with_context(|| format!("static route {prefix}"))?;
-        }
-        let removed = self.rib.retain(Protocol::Static, |p, id| {
-            id & origin::MASK == origin::RUNTIME || keys.contains(&(*p, id))
-        });
-        let result = ReloadResult {
+        let config = self.config.clone();
+        let applied = self
+            .driver
+            .broadcast(&Event::Config(&config), &mut self.rib, Instant::now())
+            .map_err(anyhow::Error::msg)?;
+        self.report(&applied);
+        let statics = self.driver.get::<StaticRoutes>();
+        let (added, removed) = statics.map_or((0, 0), StaticRoutes::last_change);
+        Ok(ReloadResult {
             file: self.origin_name(),
             interfaces: self.config.interfaces.len(),
-            static_routes: keys.len(),
+            static_routes: statics.map_or(0, StaticRoutes::len),
             routes_added: added,
-            routes_removed: removed as u64,
-        };
-        self.configured = keys;
-        Ok(result)
+            routes_removed: removed,
+        })
+    }
+
+    /// Logs what protocol instances asked that could not be done.
+    fn report(&self, applied: &Applied) {
+        if let Some(why) = &applied.first_refusal {
+            tracing::warn!("{} route change(s) refused, first: {why}", applied.refused);
+        }
+        for (protocol, packet) in &applied.packets {
+            // No protocol with a socket layer exists yet; the first one (RIP) binds it here.
+            tracing::warn!(
+                "{protocol}: no socket layer to send {} bytes to {}",
+                packet.data.len(),
+                packet.to
+            );
+        }
+    }
+
+    /// Delivers due protocol timers.
+    fn fire_timers(&mut self) {
+        let applied = self.driver.fire_timers(&mut self.rib, Instant::now());
+        self.report(&applied);
     }
 
     fn origin_name(&self) -> String {
@@ -304,7 +223,19 @@ impl State {
                 tracing::error!("interface {}: {e}", ic.name);
             }
             if let Some(p) = self.ports.get_mut(port) {
-                *p = now;
+                *p = now.clone();
+            }
+            if changed {
+                let name = ic.name.clone();
+                let event = Event::Interface {
+                    port: port as u16,
+                    name: &name,
+                    up: now.up,
+                };
+                match self.driver.broadcast(&event, &mut self.rib, Instant::now()) {
+                    Ok(applied) => self.report(&applied),
+                    Err(e) => tracing::warn!("interface {name}: {e}"),
+                }
             }
         }
     }
@@ -335,6 +266,7 @@ impl State {
 
     /// Moves RIB changes into the ring; returns true while deltas wait for room.
     pub fn pump(&mut self) -> bool {
+        self.fire_timers();
         let request = self.producer.file().get(word::RESYNC_REQUEST);
         if request > self.answered_request {
             self.start_resync(request);
@@ -470,9 +402,9 @@ impl State {
                 }
                 if removed == 0 {
                     let configured = self
-                        .configured
-                        .iter()
-                        .any(|(p, id)| *p == prefix && distance.is_none_or(|d| id & 0xff == u32::from(d)));
+                        .driver
+                        .get::<StaticRoutes>()
+                        .is_some_and(|st| st.configured(prefix, *distance));
                     if configured {
                         anyhow::bail!(
                             "{prefix} comes from the configuration ({}): remove it there and run `xroutectl config reload`",
@@ -532,8 +464,6 @@ impl State {
                         path.display()
                     );
                 }
-                // Route files are read before anything changes: a bad one keeps the running config.
-                configured_routes(&cfg)?;
                 Reply::ok(self.apply_config(cfg)?)
             }
             Request::FibLookup { .. } | Request::Neighbors => {
@@ -810,7 +740,7 @@ pub fn run(opts: Options) -> Result<()> {
         socket = %socket.display(),
         config = %state.origin_name(),
         interfaces = state.config.interfaces.len(),
-        static_routes = state.configured.len(),
+        static_routes = state.driver.get::<StaticRoutes>().map_or(0, StaticRoutes::len),
         "xroute-control started"
     );
     let state = Arc::new(Mutex::new(state));

@@ -6,6 +6,8 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod protocol;
 pub mod rib;
 pub mod routefile;
 pub mod routetext;
+pub mod statics;

@@ -30,7 +30,7 @@ pub fn bin(name: &str) -> PathBuf {
     let p = dir.join(name);
     assert!(
         p.exists(),
-        "{} not built: run the tests with `cargo test --workspace`",
+        "{} not built: run `cargo build --workspace --bins` with the same profile first (scripts/test.sh does)",
         p.display()
     );
     p

@@ -517,3 +517,51 @@ fn operator_commands_and_hostile_input() {
     assert_eq!(r.fib_routes(), before - 1);
     assert!(r.control.as_mut().unwrap().is_running());
 }
+
+#[test]
+fn start_up_refuses_foreign_files_and_second_instances() {
+    let dir = TempDir::new("/dev/shm");
+    let run = |program: &str, args: &[&str]| {
+        let mut c = Command::new(bin(program));
+        c.args(args).stdin(Stdio::null());
+        let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let shm = dir.path().to_str().unwrap().to_string();
+    let run_dir = format!("{shm}/run");
+    // Someone else's file where the channel should be: a clear error, exit 1, file untouched.
+    let channel = dir.path().join("xroute-default");
+    std::fs::write(&channel, vec![0x5a; 8192]).unwrap();
+    std::fs::set_permissions(&channel, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (code, err) = run(
+        "xroute-engine",
+        &["run", "--shm-dir", &shm, "--run-dir", &run_dir],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not an xroute channel file"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read(&channel).unwrap(), vec![0x5a; 8192]);
+    std::fs::remove_file(&channel).unwrap();
+
+    // A second engine for the same instance is refused while the first runs.
+    let mut first = Command::new(bin("xroute-engine"));
+    first.args(["run", "--shm-dir", &shm, "--run-dir", &run_dir]);
+    let mut first = Proc::spawn("xroute-engine", first, dir.path().join("engine.log"));
+    let sock = dir.path().join("run/default/engine.sock");
+    wait_for("the engine socket", Duration::from_secs(20), || {
+        UnixStream::connect(&sock).ok().map(|_| ())
+    });
+    let (code, err) = run(
+        "xroute-engine",
+        &["run", "--shm-dir", &shm, "--run-dir", &run_dir],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("another xroute-engine is already attached"), "{err}");
+    assert!(first.is_running(), "the first engine is unharmed");
+    assert!(first.stop(Duration::from_secs(5)));
+    assert!(!sock.exists(), "a stopped engine removes its socket");
+}

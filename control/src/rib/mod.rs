@@ -53,10 +53,10 @@ pub use types::{
     RouteFilter, RouteView, Target,
 };
 
-/// Adjacency ids the engine accepts: `0..ADJACENCY_LIMIT`.
-pub const ADJACENCY_LIMIT: u32 = 4096;
-/// Group ids the engine accepts: `1..=GROUP_LIMIT`.
-pub const GROUP_LIMIT: u32 = 65535;
+/// Adjacency ids the engine accepts from the control process: `0..ADJACENCY_LIMIT`.
+pub const ADJACENCY_LIMIT: u32 = xroute_common::delta::MAX_ADJACENCIES;
+/// Group ids the engine accepts from the control process: `1..=GROUP_LIMIT`.
+pub const GROUP_LIMIT: u32 = xroute_common::delta::MAX_GROUPS;
 
 /// Longest chain of recursive next hops followed before giving up.
 const MAX_DEPTH: usize = 8;
