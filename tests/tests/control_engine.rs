@@ -439,9 +439,25 @@ fn operator_commands_and_hostile_input() {
     let i = r.ctl(&["interfaces"]);
     assert_eq!(i[0]["name"], "xr0");
     assert_eq!(i[0]["state"], "up");
+    // Counters come from the engine's stats segment, summed over cores: write two cores' slots
+    // as the workers would and read them back through the CLI.
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        use xroute_common::stats::{counter, slot_offset, DropReason};
+        let f = ChannelFile::open(&r.dir.path().join("xroute-default"), 64).unwrap();
+        let w = f.stats_words();
+        w[slot_offset(0, 0) + counter::RX_PACKETS].store(7, Relaxed);
+        w[slot_offset(1, 0) + counter::RX_PACKETS].store(3, Relaxed);
+        w[slot_offset(1, 0) + counter::DROPS + DropReason::NoRoute as usize].store(5, Relaxed);
+    }
     let c = r.ctl(&["counters"]);
     assert_eq!(c["ports"][0]["drops"].as_array().unwrap().len(), 16);
+    assert_eq!(c["ports"][0]["rx_packets"], 10);
+    let no_route = c["ports"][0]["drops"].as_array().unwrap().iter().find(|d| d[0] == "no_route").unwrap()[1].clone();
+    assert_eq!(no_route, 5);
     assert!(c["deltas_applied"].as_u64().unwrap() > 0);
+    let text = String::from_utf8(r.ctl_raw(&["counters"], None).stdout).unwrap();
+    assert!(text.contains("port 0 xr0: rx 10 pkts") && text.contains("drops: no_route 5"), "{text}");
 
     // Bad CLI input: one line, non-zero exit, daemon unharmed.
     for args in [
