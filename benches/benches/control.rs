@@ -60,7 +60,7 @@ fn static_via(prefix: &IpNet) -> Route {
         id: 1,
         distance: 1,
         metric: 0,
-        target: Target::NextHops(vec![NextHopSpec {
+        target: Target::hops(vec![NextHopSpec {
             via: Some(via),
             port: None,
             weight: 1,

@@ -29,6 +29,12 @@ pub enum Request {
         /// Also the candidates that lost best-path selection or do not resolve.
         #[serde(default)]
         all: bool,
+        /// Continue after this prefix (the `next` of the previous page).
+        #[serde(default)]
+        after: Option<String>,
+        /// Prefixes per page (default and maximum [`ROUTE_PAGE`]).
+        #[serde(default)]
+        limit: Option<u32>,
     },
     /// Many runtime static routes at once; `lines` are route lines as in `route add`.
     RouteImport {
@@ -45,6 +51,10 @@ pub enum Request {
     /// Re-read the configuration file; a bad file leaves the running configuration alone.
     ConfigReload,
 }
+
+/// Prefixes per `route show` page: a full table is listed in about a hundred requests, never
+/// built as one reply.
+pub const ROUTE_PAGE: u32 = 10_000;
 
 /// A reply: `ok` with `data`, or an `error` line for the user.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,6 +113,14 @@ pub struct RouteEntry {
     pub fib_seq: Option<u64>,
     /// Where it came from: "config" or "runtime" for static routes.
     pub origin: Option<String>,
+}
+
+/// One page of `route show`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutePage {
+    pub routes: Vec<RouteEntry>,
+    /// Ask again with `after` set to this for the next page; `None` at the end.
+    pub next: Option<String>,
 }
 
 /// `route add|del|import` results.

@@ -8,13 +8,13 @@
 
 use crate::api::{
     ChangeResult, CountersReport, FibLookupEntry, FibStats, HopView, InterfaceEntry, NeighborEntry,
-    PortCountersEntry, ReloadResult, Reply, Request, RouteEntry,
+    PortCountersEntry, ReloadResult, Reply, Request, RouteEntry, RoutePage, ROUTE_PAGE,
 };
 use crate::config::{self, Config};
 use crate::protocol::{Applied, Driver, Event};
 use crate::rib::{Interface, Protocol, Rib, RouteFilter, RouteView};
 use crate::routetext;
-use crate::statics::{origin, text_to_route, StaticRoutes};
+use crate::statics::{origin, text_to_route, StaticRoutes, TargetCache};
 use anyhow::{Context, Result};
 use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +27,9 @@ use xroute_common::delta::{AdjacencyAction, Delta};
 use xroute_common::query::{format_mac, EngineReply, EngineRequest};
 use xroute_common::shm::{word, ChannelFile, EngineState, Producer, Role, DEFAULT_CAPACITY};
 use xroute_common::stats::{self, DropReason, PortCounters};
+
+/// Deltas' worth of queue kept allocated between bursts.
+const SPARE_DELTAS: usize = 65_536;
 
 /// Longest request line (a `route import` chunk of 50k lines is about 2 MB).
 const MAX_REQUEST: u64 = 64 << 20;
@@ -66,6 +69,8 @@ pub struct State {
     resyncs_sent: u64,
     /// The routing protocol instances (static routes first).
     driver: Driver,
+    /// Next-hop sets of runtime static routes, shared between routes.
+    targets: TargetCache,
     sysfs: PathBuf,
 }
 
@@ -128,6 +133,7 @@ impl State {
                 d.add(Box::new(StaticRoutes::new()));
                 d
             },
+            targets: TargetCache::default(),
             sysfs,
         };
         state.apply_config(cfg)?;
@@ -292,6 +298,13 @@ impl State {
             self.pending.extend(self.scratch.drain(..));
             self.push_pending();
         }
+        // A full table's worth of deltas passes through these once; don't keep the room.
+        if self.pending.is_empty() && self.pending.capacity() > SPARE_DELTAS {
+            self.pending.shrink_to(SPARE_DELTAS);
+        }
+        if self.scratch.capacity() > SPARE_DELTAS {
+            self.scratch.shrink_to(SPARE_DELTAS);
+        }
         self.producer.heartbeat();
         !self.pending.is_empty()
     }
@@ -358,18 +371,17 @@ impl State {
         }
     }
 
-    fn port_of(&self, name: &str) -> Result<u16> {
-        self.config
-            .interfaces
-            .iter()
-            .position(|i| i.name == name)
-            .map(|p| p as u16)
-            .with_context(|| format!("interface {name} is not configured"))
-    }
-
     fn add_runtime(&mut self, line: &str) -> Result<()> {
         let text = routetext::parse_route(line).map_err(anyhow::Error::msg)?;
-        let route = text_to_route(&text, origin::RUNTIME, 1, &|n| self.port_of(n))?;
+        let interfaces = &self.config.interfaces;
+        let port_of = |name: &str| {
+            interfaces
+                .iter()
+                .position(|i| i.name == name)
+                .map(|p| p as u16)
+                .with_context(|| format!("interface {name} is not configured"))
+        };
+        let route = text_to_route(&text, origin::RUNTIME, 1, &port_of, &mut self.targets)?;
         self.rib.upsert(text.prefix, route)?;
         Ok(())
     }
@@ -444,6 +456,8 @@ impl State {
                 longer,
                 protocol,
                 all,
+                after,
+                limit,
             } => {
                 let filter = RouteFilter {
                     prefix: prefix
@@ -461,13 +475,20 @@ impl State {
                 };
                 let applied = self.producer.file().get(word::APPLIED_SEQ);
                 let in_sync = self.engine_in_sync();
-                let routes: Vec<RouteEntry> = self
-                    .rib
-                    .routes(&filter)
-                    .iter()
-                    .map(|v| self.route_entry(v, applied, in_sync))
-                    .collect();
-                Reply::ok(routes)
+                let after = after
+                    .as_deref()
+                    .map(routetext::parse_prefix)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
+                let limit = limit.unwrap_or(ROUTE_PAGE).clamp(1, ROUTE_PAGE) as usize;
+                let (views, next) = self.rib.routes_page(&filter, after.as_ref(), limit);
+                Reply::ok(RoutePage {
+                    routes: views
+                        .iter()
+                        .map(|v| self.route_entry(v, applied, in_sync))
+                        .collect(),
+                    next: next.map(|p| p.to_string()),
+                })
             }
             Request::FibStats => Reply::ok(self.fib_stats()),
             Request::Interfaces => Reply::ok(self.interfaces()),

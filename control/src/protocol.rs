@@ -241,7 +241,7 @@ mod tests {
             id: 0,
             distance: 120,
             metric: 2,
-            target: Target::NextHops(vec![NextHopSpec {
+            target: Target::hops(vec![NextHopSpec {
                 via: Some(addr.parse().unwrap()),
                 port: None,
                 weight: 1,

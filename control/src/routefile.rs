@@ -47,10 +47,10 @@ pub fn with_default_gateway(line: &str, via: &[std::net::IpAddr]) -> Result<Rout
     routetext::parse_route(line)
 }
 
-/// Every route in the file, or the first bad line as `file:line: message`.
-pub fn read(file: &RouteFile) -> Result<Vec<(IpNet, RouteText)>> {
+/// Calls `f` with every route in the file as it is read (nothing is kept), or stops at the first
+/// bad line with `file:line: message`.
+pub fn for_each(file: &RouteFile, mut f: impl FnMut(IpNet, RouteText) -> Result<()>) -> Result<()> {
     let reader = open_text(&file.path)?;
-    let mut out = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{}: read error", file.path.display()))?;
         let text = line.split('#').next().unwrap_or("").trim();
@@ -59,8 +59,18 @@ pub fn read(file: &RouteFile) -> Result<Vec<(IpNet, RouteText)>> {
         }
         let route = with_default_gateway(text, &file.via)
             .map_err(|m| anyhow!("{}:{}: {m}", file.path.display(), i + 1))?;
-        out.push((route.prefix, route));
+        f(route.prefix, route).with_context(|| format!("{}:{}", file.path.display(), i + 1))?;
     }
+    Ok(())
+}
+
+/// Every route in the file, or the first bad line as `file:line: message`.
+pub fn read(file: &RouteFile) -> Result<Vec<(IpNet, RouteText)>> {
+    let mut out = Vec::new();
+    for_each(file, |p, r| {
+        out.push((p, r));
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -11,7 +11,8 @@ use crate::routetext::{HopText, RouteKind, RouteText};
 use anyhow::{Context, Result};
 use ipnet::IpNet;
 use std::any::Any;
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Static route ids carry where the route came from in their upper bits (the distance is in
 /// the low byte, so floating statics of one prefix coexist).
@@ -30,18 +31,34 @@ pub mod origin {
     }
 }
 
+/// Shares next-hop sets between routes: a full table names a handful of them a million times.
+#[derive(Debug, Default)]
+pub struct TargetCache(HashMap<Vec<NextHopSpec>, Arc<[NextHopSpec]>>);
+
+impl TargetCache {
+    fn get(&mut self, hops: Vec<NextHopSpec>) -> Target {
+        if let Some(t) = self.0.get(&hops) {
+            return Target::NextHops(Arc::clone(t));
+        }
+        let shared: Arc<[NextHopSpec]> = hops.clone().into();
+        self.0.insert(hops, Arc::clone(&shared));
+        Target::NextHops(shared)
+    }
+}
+
 /// A parsed route line as a RIB route; interface names become port numbers through `port_of`.
 pub fn text_to_route(
     text: &RouteText,
     origin_bits: u32,
     default_distance: u8,
     port_of: &dyn Fn(&str) -> Result<u16>,
+    cache: &mut TargetCache,
 ) -> Result<Route> {
     let distance = text.distance.unwrap_or(default_distance);
     let target = match &text.kind {
         RouteKind::Blackhole => Target::Blackhole,
         RouteKind::Unreachable => Target::Unreachable,
-        RouteKind::NextHops(hops) => Target::NextHops(
+        RouteKind::NextHops(hops) => cache.get(
             hops.iter()
                 .map(|h| {
                     Ok(NextHopSpec {
@@ -62,8 +79,9 @@ pub fn text_to_route(
     })
 }
 
-/// Every static route of a configuration, route files read. Pure: reads files, changes nothing.
-pub fn configured_routes(cfg: &Config) -> Result<Vec<(IpNet, Route)>> {
+/// Every static route of a configuration, route files streamed through `sink` line by line.
+/// Pure: reads files, changes nothing.
+pub fn for_each_configured_route(cfg: &Config, mut sink: impl FnMut(IpNet, Route)) -> Result<()> {
     let port_of = |name: &str| {
         cfg.interfaces
             .iter()
@@ -71,7 +89,7 @@ pub fn configured_routes(cfg: &Config) -> Result<Vec<(IpNet, Route)>> {
             .map(|p| p as u16)
             .with_context(|| format!("interface {name} is not configured"))
     };
-    let mut out = Vec::with_capacity(cfg.routes.len());
+    let mut cache = TargetCache::default();
     for r in &cfg.routes {
         // A configured route is the same thing as a route line with an explicit distance.
         let kind = match &r.target {
@@ -93,29 +111,42 @@ pub fn configured_routes(cfg: &Config) -> Result<Vec<(IpNet, Route)>> {
             distance: Some(r.distance),
             metric: Some(r.metric),
         };
-        out.push((
+        sink(
             r.prefix,
-            text_to_route(&text, origin::CONFIG, r.distance, &port_of)?,
-        ));
+            text_to_route(&text, origin::CONFIG, r.distance, &port_of, &mut cache)?,
+        );
     }
     for f in &cfg.route_files {
-        for (prefix, text) in routefile::read(f)? {
-            out.push((
+        routefile::for_each(f, |prefix, text| {
+            sink(
                 prefix,
-                text_to_route(&text, origin::ROUTE_FILE, f.distance, &port_of)?,
-            ));
-        }
+                text_to_route(&text, origin::ROUTE_FILE, f.distance, &port_of, &mut cache)?,
+            );
+            Ok(())
+        })?;
     }
+    Ok(())
+}
+
+/// Every static route of a configuration, collected.
+pub fn configured_routes(cfg: &Config) -> Result<Vec<(IpNet, Route)>> {
+    let mut out = Vec::new();
+    for_each_configured_route(cfg, |p, r| out.push((p, r)))?;
     Ok(out)
 }
+
+/// A configuration's routes as upserts, and the (prefix, id) keys they cover.
+type Computed = (Vec<RouteChange>, Vec<(IpNet, u32)>);
 
 /// The configured static routes.
 #[derive(Debug, Default)]
 pub struct StaticRoutes {
-    /// (prefix, route id) of every route announced to the RIB.
-    announced: HashSet<(IpNet, u32)>,
-    /// Routes computed by `check_config`, used by the `Config` event that follows.
-    staged: Option<Vec<(IpNet, Route)>>,
+    /// (prefix, route id) of every route announced to the RIB, sorted (a third of a hash set's
+    /// memory for a full table, and the difference of two is one merge).
+    announced: Vec<(IpNet, u32)>,
+    /// Route changes computed by `check_config` (upserts, then the keys they cover), used by
+    /// the `Config` event that follows.
+    staged: Option<Computed>,
     /// (added, removed) by the last configuration.
     last_change: (u64, u64),
 }
@@ -139,7 +170,7 @@ impl StaticRoutes {
         (1..=255u8).filter(|d| distance.is_none_or(|x| x == *d)).any(|d| {
             [origin::CONFIG, origin::ROUTE_FILE]
                 .iter()
-                .any(|o| self.announced.contains(&(prefix, o | u32::from(d))))
+                .any(|o| self.announced.binary_search(&(prefix, o | u32::from(d))).is_ok())
         })
     }
 
@@ -149,13 +180,29 @@ impl StaticRoutes {
     }
 }
 
+impl StaticRoutes {
+    fn compute(config: &Config) -> Result<Computed, String> {
+        let mut upserts = Vec::new();
+        let mut keys = Vec::new();
+        for_each_configured_route(config, |p, r| {
+            keys.push((p, r.id));
+            upserts.push(RouteChange::Upsert(p, r));
+        })
+        .map_err(|e| format!("{e:#}"))?;
+        keys.sort_unstable();
+        keys.dedup();
+        Ok((upserts, keys))
+    }
+}
+
 impl RoutingProtocol for StaticRoutes {
     fn protocol(&self) -> Protocol {
         Protocol::Static
     }
 
     fn check_config(&mut self, config: &Config) -> Result<(), String> {
-        self.staged = Some(configured_routes(config).map_err(|e| format!("{e:#}"))?);
+        self.staged = None;
+        self.staged = Some(Self::compute(config)?);
         Ok(())
     }
 
@@ -163,22 +210,41 @@ impl RoutingProtocol for StaticRoutes {
         let Event::Config(config) = event else {
             return Ok(());
         };
-        let routes = match self.staged.take() {
-            Some(r) => r,
-            None => configured_routes(config).map_err(|e| format!("{e:#}"))?,
+        let (upserts, keys) = match self.staged.take() {
+            Some(s) => s,
+            None => Self::compute(config)?,
         };
-        let keys: HashSet<(IpNet, u32)> = routes.iter().map(|(p, r)| (*p, r.id)).collect();
-        let added = keys.difference(&self.announced).count() as u64;
-        let mut removed = 0;
-        for (prefix, id) in self.announced.difference(&keys) {
-            out.routes.push(RouteChange::Remove {
-                prefix: *prefix,
-                id: *id,
-            });
-            removed += 1;
+        // Both lists are sorted: one merge finds what is new and what is gone.
+        let (mut added, mut removed) = (0u64, 0u64);
+        let (mut old, mut new) = (self.announced.iter().peekable(), keys.iter().peekable());
+        loop {
+            match (old.peek(), new.peek()) {
+                (Some(o), Some(n)) if o == n => {
+                    old.next();
+                    new.next();
+                }
+                (Some(o), Some(n)) if o < n => {
+                    out.routes.push(RouteChange::Remove { prefix: o.0, id: o.1 });
+                    removed += 1;
+                    old.next();
+                }
+                (Some(o), None) => {
+                    out.routes.push(RouteChange::Remove { prefix: o.0, id: o.1 });
+                    removed += 1;
+                    old.next();
+                }
+                (_, Some(_)) => {
+                    added += 1;
+                    new.next();
+                }
+                (None, None) => break,
+            }
         }
-        out.routes
-            .extend(routes.into_iter().map(|(p, r)| RouteChange::Upsert(p, r)));
+        if out.routes.is_empty() {
+            out.routes = upserts;
+        } else {
+            out.routes.extend(upserts);
+        }
         self.announced = keys;
         self.last_change = (added, removed);
         Ok(())

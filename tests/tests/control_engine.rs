@@ -453,11 +453,20 @@ fn operator_commands_and_hostile_input() {
     let c = r.ctl(&["counters"]);
     assert_eq!(c["ports"][0]["drops"].as_array().unwrap().len(), 16);
     assert_eq!(c["ports"][0]["rx_packets"], 10);
-    let no_route = c["ports"][0]["drops"].as_array().unwrap().iter().find(|d| d[0] == "no_route").unwrap()[1].clone();
+    let no_route = c["ports"][0]["drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d[0] == "no_route")
+        .unwrap()[1]
+        .clone();
     assert_eq!(no_route, 5);
     assert!(c["deltas_applied"].as_u64().unwrap() > 0);
     let text = String::from_utf8(r.ctl_raw(&["counters"], None).stdout).unwrap();
-    assert!(text.contains("port 0 xr0: rx 10 pkts") && text.contains("drops: no_route 5"), "{text}");
+    assert!(
+        text.contains("port 0 xr0: rx 10 pkts") && text.contains("drops: no_route 5"),
+        "{text}"
+    );
 
     // Bad CLI input: one line, non-zero exit, daemon unharmed.
     for args in [

@@ -3,13 +3,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xroute_control::api::{
     ChangeResult, CountersReport, FibLookupEntry, FibStats, InterfaceEntry, NeighborEntry, ReloadResult,
-    Request, RouteEntry,
+    Request, RouteEntry, RoutePage,
 };
 use xroute_control::client::Client;
 use xroute_control::routefile;
@@ -193,18 +193,40 @@ fn run(cli: Cli) -> Result<()> {
             protocol,
             all,
         }) => {
-            let routes: Vec<RouteEntry> = c.get(&Request::RouteShow {
-                prefix,
-                longer,
-                protocol,
-                all,
-            })?;
+            // Page through the table, printing as pages arrive: a full table never sits in
+            // memory here or in the daemon.
+            let mut after = None;
+            let mut first = true;
             if json {
-                print_json(&routes)?;
-            } else {
-                for r in &routes {
-                    println!("{}", format_route(r));
+                println!("[");
+            }
+            loop {
+                let page: RoutePage = c.get(&Request::RouteShow {
+                    prefix: prefix.clone(),
+                    longer,
+                    protocol: protocol.clone(),
+                    all,
+                    after: after.take(),
+                    limit: None,
+                })?;
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                for r in &page.routes {
+                    if json {
+                        let sep = if first { "" } else { ",\n" };
+                        write!(out, "{sep}{}", serde_json::to_string(r)?)?;
+                    } else {
+                        writeln!(out, "{}", format_route(r))?;
+                    }
+                    first = false;
                 }
+                out.flush()?;
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            if json {
+                println!("\n]");
             }
         }
         Command::Route(RouteCmd::Import {

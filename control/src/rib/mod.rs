@@ -504,7 +504,7 @@ impl Rib {
             Target::Blackhole => T_BLACKHOLE,
             Target::Unreachable => T_UNREACHABLE,
             Target::NextHops(hops) => {
-                let specs = self.normalize_hops(hops)?;
+                let specs = self.normalize_hops(hops.to_vec())?;
                 self.intern_target(specs)
             }
         };
@@ -1440,15 +1440,54 @@ impl Rib {
     /// Candidates matching `filter`, sorted by prefix (IPv4 first, then address, then length),
     /// the selected candidate of a prefix first.
     pub fn routes(&self, filter: &RouteFilter) -> Vec<RouteView> {
-        let slots: Vec<u32> = match filter.prefix {
-            None => self.v4.values().chain(self.v6.values()).copied().collect(),
-            Some(IpNet::V4(n)) if filter.longer => self.v4.children(&n).map(|(_, &s)| s).collect(),
-            Some(IpNet::V6(n)) if filter.longer => self.v6.children(&n).map(|(_, &s)| s).collect(),
-            Some(p) => self.slot_of(&p).into_iter().collect(),
+        self.routes_page(filter, None, usize::MAX).0
+    }
+
+    /// One page of [`Rib::routes`]: the candidates of at most `limit` prefixes that come after
+    /// `after` in the same order, and the cursor for the next page (`None` at the end). Each
+    /// page costs one pass over the matching prefixes, not a sort of all of them, so a full
+    /// table can be listed in pages without holding it all as views.
+    pub fn routes_page(
+        &self,
+        filter: &RouteFilter,
+        after: Option<&IpNet>,
+        limit: usize,
+    ) -> (Vec<RouteView>, Option<IpNet>) {
+        let after = after.map(prefix_order);
+        let keyed = |s: u32| (prefix_order(&self.entries[s as usize].prefix), s);
+        let newer = |k: &((u8, u128, u8), u32)| after.is_none_or(|a| k.0 > a);
+        let mut slots: Vec<((u8, u128, u8), u32)> = match filter.prefix {
+            None => self
+                .v4
+                .values()
+                .chain(self.v6.values())
+                .map(|&s| keyed(s))
+                .filter(newer)
+                .collect(),
+            Some(IpNet::V4(n)) if filter.longer => self
+                .v4
+                .children(&n)
+                .map(|(_, &s)| keyed(s))
+                .filter(newer)
+                .collect(),
+            Some(IpNet::V6(n)) if filter.longer => self
+                .v6
+                .children(&n)
+                .map(|(_, &s)| keyed(s))
+                .filter(newer)
+                .collect(),
+            Some(p) => self.slot_of(&p).into_iter().map(keyed).filter(newer).collect(),
         };
+        let more = slots.len() > limit;
+        if more {
+            slots.select_nth_unstable(limit);
+            slots.truncate(limit);
+        }
+        slots.sort_unstable();
         let mut out: Vec<RouteView> = Vec::new();
-        for s in slots {
+        for &(_, s) in &slots {
             let e = &self.entries[s as usize];
+            let start = out.len();
             for c in e.cands.as_slice() {
                 let selected = e.selected() == Some(c);
                 if filter.protocol.is_some_and(|p| p != c.protocol) || (filter.selected_only && !selected) {
@@ -1456,9 +1495,14 @@ impl Rib {
                 }
                 out.push(self.view(e, c));
             }
+            out[start..].sort_by_key(|v| (!v.selected, v.protocol, v.id));
         }
-        out.sort_by_key(|v| (prefix_order(&v.prefix), !v.selected, v.protocol, v.id));
-        out
+        let next = if more {
+            slots.last().map(|&(_, s)| self.entries[s as usize].prefix)
+        } else {
+            None
+        };
+        (out, next)
     }
 
     fn view(&self, e: &Entry, c: &Cand) -> RouteView {

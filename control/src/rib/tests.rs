@@ -42,7 +42,7 @@ fn route(protocol: Protocol, id: u32, distance: u8, metric: u32, target: Target)
 }
 
 fn via(addr: &str) -> Target {
-    Target::NextHops(vec![hop(Some(addr), None, 1)])
+    Target::hops(vec![hop(Some(addr), None, 1)])
 }
 
 fn stat(id: u32, distance: u8, target: Target) -> Route {
@@ -268,26 +268,23 @@ fn bad_routes_are_refused() {
         Err(RibError::HostBits(net("10.0.0.1/8")))
     );
     assert_eq!(
-        rib.upsert(net("10.0.0.0/8"), st(Target::NextHops(vec![]))),
+        rib.upsert(net("10.0.0.0/8"), st(Target::hops(vec![]))),
         Err(RibError::NoNextHops)
     );
     assert_eq!(
         rib.upsert(
             net("10.0.0.0/8"),
-            st(Target::NextHops(vec![hop(Some("192.0.2.2"), None, 0)]))
+            st(Target::hops(vec![hop(Some("192.0.2.2"), None, 0)]))
         ),
         Err(RibError::ZeroWeight)
     );
     assert_eq!(
-        rib.upsert(
-            net("10.0.0.0/8"),
-            st(Target::NextHops(vec![hop(None, Some(9), 1)]))
-        ),
+        rib.upsert(net("10.0.0.0/8"), st(Target::hops(vec![hop(None, Some(9), 1)]))),
         Err(RibError::UnknownPort(9))
     );
     let many = (0..65).map(|i| hop(None, Some(1), i + 1)).collect();
     assert_eq!(
-        rib.upsert(net("10.0.0.0/8"), st(Target::NextHops(many))),
+        rib.upsert(net("10.0.0.0/8"), st(Target::hops(many))),
         Err(RibError::TooManyNextHops(65))
     );
     assert_eq!(
@@ -459,13 +456,13 @@ fn ecmp_groups_are_shared_and_adjacencies_deduplicated() {
     let mut rib = two_ports();
     let mut model = Model::default();
     let ab = || {
-        Target::NextHops(vec![
+        Target::hops(vec![
             hop(Some("192.0.2.2"), Some(1), 1),
             hop(Some("198.51.100.2"), Some(2), 3),
         ])
     };
     // Same set in another order: same group.
-    let ba = Target::NextHops(vec![
+    let ba = Target::hops(vec![
         hop(Some("198.51.100.2"), Some(2), 3),
         hop(Some("192.0.2.2"), Some(1), 1),
     ]);
@@ -477,7 +474,7 @@ fn ecmp_groups_are_shared_and_adjacencies_deduplicated() {
         stat(
             0,
             1,
-            Target::NextHops(vec![
+            Target::hops(vec![
                 hop(Some("192.0.2.2"), None, 1),
                 hop(Some("198.51.100.2"), None, 3),
             ]),
@@ -599,7 +596,7 @@ fn interface_down_removes_derived_routes_and_dependents_follow() {
         .unwrap();
     rib.upsert(
         net("10.1.0.0/16"),
-        stat(0, 1, Target::NextHops(vec![hop(None, Some(1), 1)])),
+        stat(0, 1, Target::hops(vec![hop(None, Some(1), 1)])),
     )
     .unwrap();
     rib.upsert(
@@ -607,7 +604,7 @@ fn interface_down_removes_derived_routes_and_dependents_follow() {
         stat(
             0,
             1,
-            Target::NextHops(vec![
+            Target::hops(vec![
                 hop(Some("192.0.2.2"), None, 1),
                 hop(Some("198.51.100.2"), None, 1),
             ]),
@@ -867,7 +864,7 @@ const PREFIXES: [&str; 10] = [
 ];
 
 fn target(i: u8) -> Target {
-    let t = |v: &[NextHopSpec]| Target::NextHops(v.to_vec());
+    let t = |v: &[NextHopSpec]| Target::hops(v.to_vec());
     match i % 10 {
         0 => Target::Blackhole,
         1 => Target::Unreachable,
@@ -1022,7 +1019,7 @@ fn self_resolving_fallback_settles_instead_of_flapping() {
         stat(
             0,
             1,
-            Target::NextHops(vec![
+            Target::hops(vec![
                 hop(Some("10.1.1.1"), None, 1),
                 hop(Some("20.1.1.1"), None, 1),
             ]),
@@ -1079,5 +1076,50 @@ fn full_table_fits_time_and_memory() {
     assert!(rss < 300, "RSS {rss} MiB");
     if !cfg!(debug_assertions) {
         assert!(total.as_secs_f64() < 1.0, "took {total:?}");
+    }
+}
+
+#[test]
+fn pages_concatenate_to_the_full_listing() {
+    let mut rib = two_ports();
+    for i in 0..500u32 {
+        let p = IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 | (i * 7919 % 4096) << 12), 20).unwrap());
+        rib.upsert(p, stat(1, 1, via("192.0.2.2"))).unwrap();
+        if i % 3 == 0 {
+            rib.upsert(p, stat(2, 5, via("198.51.100.2"))).unwrap();
+        }
+        let p6 = IpNet::V6(
+            Ipv6Net::new(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i) << 64), 64).unwrap(),
+        );
+        rib.upsert(p6, stat(1, 1, Target::Blackhole)).unwrap();
+    }
+    drain(&mut rib);
+    for filter in [
+        RouteFilter::default(),
+        RouteFilter {
+            selected_only: true,
+            ..RouteFilter::default()
+        },
+        RouteFilter {
+            prefix: Some(net("10.0.0.0/12")),
+            longer: true,
+            ..RouteFilter::default()
+        },
+    ] {
+        let all = rib.routes(&filter);
+        let mut paged = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let (page, next) = rib.routes_page(&filter, after.as_ref(), 7);
+            paged.extend(page);
+            pages += 1;
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all, "{filter:?}");
+        assert!(pages > 1);
     }
 }

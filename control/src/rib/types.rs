@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use xroute_common::delta::AdjacencyAction;
@@ -106,12 +107,21 @@ pub struct NextHopSpec {
 /// What a route does with matching packets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// Forward through one or more next hops (ECMP when several).
-    NextHops(Vec<NextHopSpec>),
+    /// Forward through one or more next hops (ECMP when several). Shared, because a protocol
+    /// hands the RIB a million routes over a handful of next-hop sets: cloning a route must not
+    /// allocate.
+    NextHops(Arc<[NextHopSpec]>),
     /// Discard silently (e.g. a null route for an aggregate).
     Blackhole,
     /// Discard and answer ICMP destination unreachable.
     Unreachable,
+}
+
+impl Target {
+    /// Forward through these next hops.
+    pub fn hops(hops: Vec<NextHopSpec>) -> Self {
+        Self::NextHops(hops.into())
+    }
 }
 
 /// A candidate route for one prefix, as a protocol submits it.
