@@ -12,6 +12,8 @@
 #   replay    kill -9 the engine, restart it, until the control process has replayed the table
 #   rss       resident memory of xroute-control with the table in its RIB
 #   sweep     stop xroute-control, start it with no routes: the engine removes 1.06M routes
+#   startup   start xroute-control with the table in a [[route-file]]: until the engine applied it
+#   rss       (also) resident and peak memory of xroute-control after that start
 # and for the baseline: `ip -batch` adding the same routes to a namespace's kernel FIB.
 set -euo pipefail
 
@@ -47,6 +49,8 @@ shm-dir = "$DIR"
 name = "xb0"
 address = ["198.18.0.1/24", "2001:db8:ff::1/64"]
 EOF
+cp "$DIR/xroute.toml" "$DIR/xroute-table.toml"
+printf '\n[[route-file]]\npath = "%s"\nvia = ["198.18.0.2", "2001:db8:ff::2"]\n' "$TABLE" >>"$DIR/xroute-table.toml"
 export XROUTE_SOCKET=$DIR/run/default/control.sock
 CTL="$BIN/xroutectl"
 
@@ -76,12 +80,25 @@ for run in $(seq 1 "$RUNS"); do
     $CTL fib wait --timeout 120 >/dev/null
     sweep=$(elapsed "$t0" "$(now)")
     left=$($CTL --json fib stats | python3 -c "import json,sys; s=json.load(sys.stdin); print(s['routes_v4']+s['routes_v6'])")
-    echo "run $run: load ${load}s change ${change}s replay ${replay}s sweep ${sweep}s rss ${rss_kib}KiB (routes left after sweep: $left)" >&2
+    kill -TERM "$CONTROL_PID"; wait "$CONTROL_PID" 2>/dev/null || true
+    t0=$(now)
+    CONFIG=$DIR/xroute-table.toml start_control
+    $CTL fib wait --timeout 120 >/dev/null
+    startup=$(elapsed "$t0" "$(now)")
+    rss2_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$CONTROL_PID/status")
+    hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$CONTROL_PID/status")
+    kill -TERM "$CONTROL_PID"; wait "$CONTROL_PID" 2>/dev/null || true
+    start_control
+    $CTL fib wait --timeout 120 >/dev/null
+    echo "run $run: load ${load}s change ${change}s replay ${replay}s sweep ${sweep}s (routes left: $left) startup ${startup}s rss ${rss_kib}/${rss2_kib}KiB peak ${hwm_kib}KiB" >&2
     echo "load $load" >>"$RESULTS"
     echo "change $change" >>"$RESULTS"
     echo "replay $replay" >>"$RESULTS"
     echo "sweep $sweep" >>"$RESULTS"
     echo "rss $rss_kib" >>"$RESULTS"
+    echo "startup $startup" >>"$RESULTS"
+    echo "rss_config $rss2_kib" >>"$RESULTS"
+    echo "hwm_config $hwm_kib" >>"$RESULTS"
 done
 
 # Baseline: the kernel's FIB, same routes, same namespace set-up, `ip -batch` (netlink).
@@ -125,6 +142,9 @@ row("full table import, CLI to engine applied (`route import --wait`)", "load", 
 row("full table re-import with new gateways (1.06M replacements)", "change", "s", rate=True)
 row("engine kill -9 and restart: full replay until applied", "replay", "s", rate=True)
 row("control restart with no routes: engine sweeps the table", "sweep", "s", rate=True)
-row("xroute-control resident memory, table in RIB", "rss", "MiB", scale=1 / 1024)
+row("xroute-control start with the table in a route file, until applied", "startup", "s", rate=True)
+row("xroute-control resident memory, table imported through the CLI", "rss", "MiB", scale=1 / 1024)
+row("xroute-control resident memory, table from the route file", "rss_config", "MiB", scale=1 / 1024)
+row("xroute-control peak resident memory, start with the route file", "hwm_config", "MiB", scale=1 / 1024)
 row("baseline: Linux kernel FIB, `ip -batch route add` (same namespace set-up)", "kernel", "s", rate=True)
 EOF

@@ -45,10 +45,10 @@ start_engine() {
     wait_socket "$DIR/run/default/engine.sock"
 }
 
-# Starts xroute-control with $DIR/xroute.toml and waits for its socket.
+# Starts xroute-control with $CONFIG (default $DIR/xroute.toml) and waits for its socket.
 start_control() {
     rm -f "$DIR/run/default/control.sock"
-    ip netns exec "$NS" "$BIN/xroute-control" --config "$DIR/xroute.toml" >>"$DIR/control.log" 2>&1 &
+    ip netns exec "$NS" "$BIN/xroute-control" --config "${CONFIG:-$DIR/xroute.toml}" >>"$DIR/control.log" 2>&1 &
     CONTROL_PID=$!
     wait_socket "$DIR/run/default/control.sock"
 }
