@@ -31,16 +31,25 @@ const FRAME: usize = 64;
 const BATCHES: usize = 4096;
 const TTL: u8 = 64;
 
-type Frame = [u8; FRAME];
+/// One frame in its own cache line, as UMEM chunks are aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Frame([u8; FRAME]);
+
+impl AsMut<[u8]> for Frame {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
 
 fn v4_frame(src: u32, dst: u32, sport: u16, dport: u16) -> Frame {
-    let mut f = [0u8; FRAME];
-    let mut e = EthernetFrame::new_unchecked(&mut f[..]);
+    let mut f = Frame([0u8; FRAME]);
+    let mut e = EthernetFrame::new_unchecked(&mut f.0[..]);
     e.set_dst_addr([0x02, 0, 0, 0, 0, 0xfe]);
     e.set_src_addr([0x02, 0, 0, 0, 0, 0xfd]);
     e.set_ethertype(ethertype::IPV4);
     let len = FRAME - 14;
-    let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+    let mut ip = Ipv4Packet::new_unchecked(&mut f.0[14..]);
     ip.set_header_len(20);
     ip.set_total_len(len as u16);
     ip.set_frag(true, false, 0);
@@ -49,7 +58,7 @@ fn v4_frame(src: u32, dst: u32, sport: u16, dport: u16) -> Frame {
     ip.set_src_addr(Ipv4Addr::from(src));
     ip.set_dst_addr(Ipv4Addr::from(dst));
     ip.fill_checksum();
-    let mut u = UdpPacket::new_checked(&mut f[34..]).expect("room for UDP");
+    let mut u = UdpPacket::new_checked(&mut f.0[34..]).expect("room for UDP");
     u.set_src_port(sport);
     u.set_dst_port(dport);
     u.set_len((len - 20) as u16);
@@ -57,20 +66,20 @@ fn v4_frame(src: u32, dst: u32, sport: u16, dport: u16) -> Frame {
 }
 
 fn v6_frame(src: u128, dst: u128, sport: u16, dport: u16) -> Frame {
-    let mut f = [0u8; FRAME];
-    let mut e = EthernetFrame::new_unchecked(&mut f[..]);
+    let mut f = Frame([0u8; FRAME]);
+    let mut e = EthernetFrame::new_unchecked(&mut f.0[..]);
     e.set_dst_addr([0x02, 0, 0, 0, 0, 0xfe]);
     e.set_src_addr([0x02, 0, 0, 0, 0, 0xfd]);
     e.set_ethertype(ethertype::IPV6);
     let payload = FRAME - 14 - 40;
-    let mut ip = Ipv6Packet::new_unchecked(&mut f[14..]);
+    let mut ip = Ipv6Packet::new_unchecked(&mut f.0[14..]);
     ip.set_version_tc_flow(0, 0);
     ip.set_payload_len(payload as u16);
     ip.set_next_header(protocol::UDP);
     ip.set_hop_limit(TTL);
     ip.set_src_addr(Ipv6Addr::from(src));
     ip.set_dst_addr(Ipv6Addr::from(dst));
-    let mut u = UdpPacket::new_checked(&mut f[54..]).expect("room for UDP");
+    let mut u = UdpPacket::new_checked(&mut f.0[54..]).expect("room for UDP");
     u.set_src_port(sport);
     u.set_dst_port(dport);
     u.set_len(payload as u16);
@@ -116,14 +125,14 @@ fn pool(addrs: &AddrSets, v6_every: usize) -> (Vec<Frame>, Vec<[u8; 3]>) {
         };
         frames.push(f);
     }
-    let arm = frames.iter().map(|f| [f[22], f[24], f[25]]).collect();
+    let arm = frames.iter().map(|f| [f.0[22], f.0[24], f.0[25]]).collect();
     (frames, arm)
 }
 
 /// Restores TTL/hop limit (and the IPv4 checksum) of a batch.
 #[inline]
 fn rearm(frames: &mut [Frame], arm: &[[u8; 3]]) {
-    for (f, a) in frames.iter_mut().zip(arm) {
+    for (Frame(f), a) in frames.iter_mut().zip(arm) {
         if f[12] == 0x08 {
             f[22] = a[0];
             f[24] = a[1];

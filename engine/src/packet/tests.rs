@@ -72,6 +72,17 @@ fn rfc1071_example() {
     assert_eq!(checksum::checksum(&[]), 0xffff);
 }
 
+proptest! {
+    #[test]
+    fn fold_equals_the_carry_loop(acc in any::<u64>()) {
+        let mut a = acc;
+        while a > 0xffff {
+            a = (a & 0xffff) + (a >> 16);
+        }
+        prop_assert_eq!(checksum::fold(acc), a as u16);
+    }
+}
+
 #[test]
 fn ipv4_header_checksum_vector() {
     let mut h = WIKI_V4_HEADER;
