@@ -6,11 +6,14 @@
 //!   the FIB, including full replays after either process restarts.
 //! - [`service`]: the engine process's side of the channel: the FIB writer loop and the query
 //!   socket.
+//! - [`packet`]: the per-packet forwarding pipeline (parse, validate, batched FIB lookup, TTL
+//!   and MAC rewrite, ICMP errors) the workers run on batches of frames, with no I/O.
 //! - [`cpu`]: start-up checks for the CPU features the build assumes.
 //! - [`table`]: reading prefix lists (such as a full Internet table) from files.
 
 pub mod cpu;
 pub mod fib;
+pub mod packet;
 pub mod programmer;
 pub mod service;
 pub mod table;
