@@ -1,0 +1,89 @@
+//! The XDP program on a veth port: the router's own traffic and ARP reach the kernel (ping to the
+//! router works), transit traffic with no AF_XDP socket on the queue is counted and passed, and
+//! dropping the loader detaches it. Needs root (network namespaces).
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use xroute_bpf::{Counter, XdpProgram};
+use xroute_tests::harness::{root_or_skip, NetNs};
+
+/// Moves the calling thread into the network namespace `name`.
+#[allow(unsafe_code)]
+fn enter_netns(name: &str) {
+    let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+    // SAFETY: setns on a valid namespace descriptor affects only the calling thread (a test
+    // thread that ends after the test); the descriptor stays open for the call.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+fn ping(ns: &NetNs, addr: &str, count: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "ping", "-c", count, "-i", "0.2", "-W", "1", addr,
+        ])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn own_traffic_goes_to_the_kernel_and_the_program_detaches() {
+    if !root_or_skip("own_traffic_goes_to_the_kernel_and_the_program_detaches") {
+        return;
+    }
+    let router = NetNs::new();
+    let host = NetNs::new();
+    router.exec(&["ip", "link", "add", "xa", "type", "veth", "peer", "name", "xb"]);
+    router.exec(&["ip", "link", "set", "xb", "netns", &host.name]);
+    router.exec(&["ip", "addr", "add", "198.18.0.1/24", "dev", "xa"]);
+    router.exec(&["ip", "link", "set", "xa", "up"]);
+    host.exec(&["ip", "addr", "add", "198.18.0.2/24", "dev", "xb"]);
+    host.exec(&["ip", "link", "set", "xb", "up"]);
+    host.exec(&["ip", "route", "add", "198.51.100.0/24", "via", "198.18.0.1"]);
+    assert!(ping(&host, "198.18.0.1", "1"), "the topology works before XDP");
+
+    let router_name = router.name.clone();
+    let (host_ref, router_ref) = (&host, &router);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            enter_netns(&router_name);
+            let mut prog = XdpProgram::attach("xa").unwrap();
+            prog.set_local_addresses(&["198.18.0.1".parse().unwrap()])
+                .unwrap();
+            let shown = String::from_utf8(router_ref.exec(&["ip", "link", "show", "xa"]).stdout).unwrap();
+            assert!(shown.contains("xdp"), "{shown}");
+
+            // Traffic for the router reaches the kernel, which answers.
+            router_ref.exec(&["ip", "neigh", "flush", "dev", "xa"]);
+            assert!(
+                ping(host_ref, "198.18.0.1", "3"),
+                "ping to the router through XDP"
+            );
+            let c = prog.counters().unwrap();
+            assert!(c[Counter::ToKernel as usize] >= 3, "{c:?}");
+            assert!(c[Counter::Rx as usize] >= c[Counter::ToKernel as usize], "{c:?}");
+
+            // Transit with no AF_XDP socket on the queue: counted, passed to the kernel (which
+            // does not forward here).
+            let before = c[Counter::NoSocket as usize];
+            assert!(!ping(host_ref, "198.51.100.7", "2"));
+            let c = prog.counters().unwrap();
+            assert!(c[Counter::NoSocket as usize] >= before + 2, "{c:?}");
+
+            // Not a local address any more: the same ping is transit now.
+            prog.set_local_addresses(&[]).unwrap();
+            let before = prog.counters().unwrap()[Counter::NoSocket as usize];
+            ping(host_ref, "198.18.0.1", "1");
+            assert!(prog.counters().unwrap()[Counter::NoSocket as usize] > before);
+
+            prog.detach();
+            let shown = String::from_utf8(router_ref.exec(&["ip", "link", "show", "xa"]).stdout).unwrap();
+            assert!(!shown.contains("xdp"), "detached: {shown}");
+        })
+        .join()
+        .unwrap();
+    });
+    assert!(ping(&host, "198.18.0.1", "1"), "the port works after detaching");
+}
