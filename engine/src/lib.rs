@@ -10,6 +10,8 @@
 //!   and MAC rewrite, ICMP errors) the workers run on batches of frames, with no I/O.
 //! - [`cpu`]: start-up checks for the CPU features the build assumes.
 //! - [`table`]: reading prefix lists (such as a full Internet table) from files.
+//! - [`xsk`]: AF_XDP sockets over raw syscalls: the UMEM and its frame ownership, the four
+//!   rings, bind with zero-copy or copy mode, and batched RX/TX/fill/completion.
 
 pub mod cpu;
 pub mod fib;
@@ -17,3 +19,4 @@ pub mod packet;
 pub mod programmer;
 pub mod service;
 pub mod table;
+pub mod xsk;

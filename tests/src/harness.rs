@@ -94,6 +94,64 @@ impl NetNs {
     }
 }
 
+impl NetNs {
+    /// Runs `f` on a thread that has entered this namespace (`setns(CLONE_NEWNET)`; only the
+    /// network namespace changes, so /sys and the files of the test stay as they are), for
+    /// sockets that must be opened inside it. A panic in `f` is re-raised here.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        use std::os::fd::AsRawFd;
+        let path = Path::new("/run/netns").join(&self.name);
+        std::thread::scope(|s| {
+            let h = s.spawn(move || {
+                let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                // SAFETY: `file` is an open namespace file for the duration of the call; setns
+                // only changes this thread's network namespace.
+                #[allow(unsafe_code)]
+                let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(
+                    r,
+                    0,
+                    "setns {}: {}",
+                    path.display(),
+                    std::io::Error::last_os_error()
+                );
+                f()
+            });
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
+    /// A veth pair with both ends in this namespace, one TX and one RX queue each, the given
+    /// MAC addresses, both up.
+    pub fn veth_pair_single_queue(&self, a: &str, a_mac: &str, b: &str, b_mac: &str) {
+        self.exec(&[
+            "ip",
+            "link",
+            "add",
+            a,
+            "address",
+            a_mac,
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b,
+            "address",
+            b_mac,
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+        ]);
+        self.exec(&["ip", "link", "set", a, "up"]);
+        self.exec(&["ip", "link", "set", b, "up"]);
+    }
+}
+
 impl Default for NetNs {
     fn default() -> Self {
         Self::new()
