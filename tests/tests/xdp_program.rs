@@ -87,3 +87,83 @@ fn own_traffic_goes_to_the_kernel_and_the_program_detaches() {
     });
     assert!(ping(&host, "198.18.0.1", "1"), "the port works after detaching");
 }
+
+#[test]
+fn transit_frames_reach_the_af_xdp_socket_and_own_traffic_the_kernel() {
+    use xroute_engine::xsk::{Desc, SocketConfig, Umem, UmemConfig, XskSocket};
+    if !root_or_skip("transit_frames_reach_the_af_xdp_socket_and_own_traffic_the_kernel") {
+        return;
+    }
+    let router = NetNs::new();
+    let host = NetNs::new();
+    router.exec(&[
+        "ip",
+        "link",
+        "add",
+        "xa",
+        "numtxqueues",
+        "1",
+        "numrxqueues",
+        "1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "xb",
+        "numtxqueues",
+        "1",
+        "numrxqueues",
+        "1",
+    ]);
+    router.exec(&["ip", "link", "set", "xb", "netns", &host.name]);
+    router.exec(&["ip", "addr", "add", "198.18.0.1/24", "dev", "xa"]);
+    router.exec(&["ip", "link", "set", "xa", "up"]);
+    host.exec(&["ip", "addr", "add", "198.18.0.2/24", "dev", "xb"]);
+    host.exec(&["ip", "link", "set", "xb", "up"]);
+    host.exec(&["ip", "route", "add", "198.51.100.0/24", "via", "198.18.0.1"]);
+
+    let host_ref = &host;
+    router.run_in(move || {
+        let mut umem = Umem::new(UmemConfig {
+            frame_count: 1024,
+            frame_size: 2048,
+        })
+        .unwrap();
+        let mut sock = XskSocket::new(&mut umem, "xa", 0, &SocketConfig::default()).unwrap();
+        assert_eq!(sock.mode().to_string(), "copy", "veth has no zero-copy");
+        assert!(sock.fill(&mut umem, 512).unwrap() > 0);
+        let mut prog = XdpProgram::attach("xa").unwrap();
+        prog.set_local_addresses(&["198.18.0.1".parse().unwrap()])
+            .unwrap();
+        prog.register_socket(0, std::os::fd::AsFd::as_fd(&sock)).unwrap();
+
+        // The router's own address still answers through the kernel.
+        assert!(ping(host_ref, "198.18.0.1", "2"), "own traffic to the kernel");
+        // Transit: the echo requests land on the socket's RX ring, byte for byte.
+        assert!(!ping(host_ref, "198.51.100.7", "4"), "nobody forwards yet");
+        let mut descs = [Desc::default(); 64];
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            let n = sock.recv(&mut umem, &mut descs).unwrap();
+            for d in descs.iter().take(n) {
+                got.push(umem.frame(d.addr, d.len as usize).unwrap().to_vec());
+                umem.free(d.addr).unwrap();
+            }
+            if got.len() >= 4 {
+                break;
+            }
+            sock.poll_rx(50).unwrap();
+        }
+        assert!(got.len() >= 4, "{} frames on the RX ring", got.len());
+        for f in &got {
+            assert_eq!(&f[12..14], &[0x08, 0x00], "IPv4");
+            assert_eq!(f[14 + 9], 1, "ICMP");
+            assert_eq!(&f[14 + 16..14 + 20], &[198, 51, 100, 7], "to the transit address");
+        }
+        let c = prog.counters().unwrap();
+        assert!(c[Counter::ToXsk as usize] >= got.len() as u64, "{c:?}");
+        prog.unregister_socket(0).unwrap();
+        prog.detach();
+        sock.close(&mut umem).unwrap();
+    });
+}
