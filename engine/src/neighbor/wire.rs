@@ -430,7 +430,7 @@ pub fn build_arp_reply(
 }
 
 /// Writes an NS or NA with one link-layer address option and its checksum.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "one private builder for both NS and NA")]
 fn build_nd(
     buf: &mut [u8],
     eth_dst: [u8; 6],
