@@ -15,6 +15,8 @@ mod raw;
 mod render;
 mod validate;
 
+pub(crate) use validate::parse_gateway;
+
 #[cfg(test)]
 mod tests;
 

@@ -93,7 +93,7 @@ pub fn parse_route(line: &str) -> Result<RouteText, String> {
         match word {
             "via" => {
                 let v = words.next().ok_or("via needs an address")?;
-                let addr: IpAddr = v.parse().map_err(|_| format!("via {v:?}: not an IP address"))?;
+                let addr = crate::config::parse_gateway(v).map_err(|m| format!("via: {m}"))?;
                 if addr.is_ipv4() != prefix.addr().is_ipv4() {
                     return Err(format!("gateway {addr} is not of the same family as {prefix}"));
                 }
@@ -263,6 +263,8 @@ mod tests {
         assert!(err("192.0.2.0/24").contains("no next hop"));
         assert!(err("192.0.2.0/24 via 2001:db8::1").contains("same family"));
         assert!(err("192.0.2.0/24 via 192.0.2.300").contains("not an IP address"));
+        assert!(err("192.0.2.0/24 via 224.0.0.5").contains("not a unicast address"));
+        assert!(err("192.0.2.0/24 via 0.0.0.0").contains("not a unicast address"));
         assert!(err("192.0.2.0/24 via 198.51.100.1 nexthop via 198.51.100.2").contains("not both"));
         assert!(err("192.0.2.0/24 via 198.51.100.1 frobnicate").contains("frobnicate"));
         assert!(err("blackhole 192.0.2.0/24 via 198.51.100.1").contains("no next hops"));

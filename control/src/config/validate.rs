@@ -551,7 +551,9 @@ fn parse_prefix(text: &str) -> std::result::Result<IpNet, String> {
 }
 
 /// A gateway address: a unicast IP address without a prefix length.
-fn parse_gateway(text: &str) -> std::result::Result<IpAddr, String> {
+/// A gateway address: unicast, no prefix length. Shared with route lines (`routetext`), so the
+/// configuration and the CLI accept the same gateways.
+pub(crate) fn parse_gateway(text: &str) -> std::result::Result<IpAddr, String> {
     let addr: IpAddr = text.parse().map_err(|_| {
         if text.parse::<IpNet>().is_ok() {
             format!("{text:?} is not an IP address (a gateway has no prefix length)")
