@@ -19,6 +19,7 @@ use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use xroute_engine::packet::wire::checksum;
 use xroute_engine::xsk::{
     BindMode, Desc, FrameOwner, SocketConfig, Umem, UmemConfig, XdpMode, XskError, XskSocket,
 };
@@ -30,17 +31,6 @@ const MAGIC: &[u8; 4] = b"XRTX";
 const FRAME_LEN: usize = 64;
 const BATCH: usize = 64;
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
 
 /// A 64-byte Ethernet + IPv4 + UDP frame from 198.18.0.1 to 198.18.0.2 carrying `seq`.
 fn frame(seq: u32, src: [u8; 6], dst: [u8; 6]) -> [u8; FRAME_LEN] {
@@ -57,7 +47,7 @@ fn frame(seq: u32, src: [u8; 6], dst: [u8; 6]) -> [u8; FRAME_LEN] {
     ip[9] = 17;
     ip[12..16].copy_from_slice(&[198, 18, 0, 1]);
     ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
-    let c = checksum(ip);
+    let c = checksum::checksum(ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     let udp = &mut f[34..42];
     udp[0..2].copy_from_slice(&40000u16.to_be_bytes());
