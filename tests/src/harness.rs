@@ -150,6 +150,33 @@ impl NetNs {
         self.exec(&["ip", "link", "set", a, "up"]);
         self.exec(&["ip", "link", "set", b, "up"]);
     }
+
+    /// A single-queue veth pair from `a` here to `b` in `peer`, both up: a link between two
+    /// hosts.
+    pub fn veth_to(&self, a: &str, peer: &NetNs, b: &str) {
+        self.exec(&[
+            "ip",
+            "link",
+            "add",
+            a,
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b,
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+        ]);
+        self.exec(&["ip", "link", "set", b, "netns", &peer.name]);
+        self.exec(&["ip", "link", "set", a, "up"]);
+        peer.exec(&["ip", "link", "set", b, "up"]);
+    }
 }
 
 impl Default for NetNs {

@@ -35,12 +35,9 @@ fn own_traffic_goes_to_the_kernel_and_the_program_detaches() {
     }
     let router = NetNs::new();
     let host = NetNs::new();
-    router.exec(&["ip", "link", "add", "xa", "type", "veth", "peer", "name", "xb"]);
-    router.exec(&["ip", "link", "set", "xb", "netns", &host.name]);
+    router.veth_to("xa", &host, "xb");
     router.exec(&["ip", "addr", "add", "198.18.0.1/24", "dev", "xa"]);
-    router.exec(&["ip", "link", "set", "xa", "up"]);
     host.exec(&["ip", "addr", "add", "198.18.0.2/24", "dev", "xb"]);
-    host.exec(&["ip", "link", "set", "xb", "up"]);
     host.exec(&["ip", "route", "add", "198.51.100.0/24", "via", "198.18.0.1"]);
     assert!(ping(&host, "198.18.0.1", "1"), "the topology works before XDP");
 
@@ -96,30 +93,9 @@ fn transit_frames_reach_the_af_xdp_socket_and_own_traffic_the_kernel() {
     }
     let router = NetNs::new();
     let host = NetNs::new();
-    router.exec(&[
-        "ip",
-        "link",
-        "add",
-        "xa",
-        "numtxqueues",
-        "1",
-        "numrxqueues",
-        "1",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "xb",
-        "numtxqueues",
-        "1",
-        "numrxqueues",
-        "1",
-    ]);
-    router.exec(&["ip", "link", "set", "xb", "netns", &host.name]);
+    router.veth_to("xa", &host, "xb");
     router.exec(&["ip", "addr", "add", "198.18.0.1/24", "dev", "xa"]);
-    router.exec(&["ip", "link", "set", "xa", "up"]);
     host.exec(&["ip", "addr", "add", "198.18.0.2/24", "dev", "xb"]);
-    host.exec(&["ip", "link", "set", "xb", "up"]);
     host.exec(&["ip", "route", "add", "198.51.100.0/24", "via", "198.18.0.1"]);
 
     let host_ref = &host;
