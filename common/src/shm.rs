@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// "XRTCHAN1" read as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"XRTCHAN1");
 /// Bumped whenever the header, record or stats layout changes.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 /// Header size in bytes (one page).
 pub const HEADER_BYTES: usize = 4096;
 /// Ring slots when the creator does not ask for another size: 16 MiB of records.
@@ -888,7 +888,11 @@ mod tests {
         drop(f);
         let err = ChannelFile::open(&path, 64).unwrap_err();
         assert!(matches!(err, ShmError::Version { .. }), "{err}");
-        assert!(err.to_string().contains("layout version 2"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("layout version {}", LAYOUT_VERSION + 1)),
+            "{err}"
+        );
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         let err = ChannelFile::open(&path, 64).unwrap_err();
         assert!(matches!(err, ShmError::Permissions { .. }), "{err}");

@@ -39,11 +39,20 @@ pub enum DropReason {
     IcmpRateLimited,
     /// Egress port down or unknown.
     PortDown,
+    /// The next hop did not answer ARP / neighbour solicitation (frames held for it, or sent to
+    /// it while the kernel reports it failed).
+    NeighborFailed,
+    /// Traffic for the router itself that reached the engine instead of the kernel (the XDP
+    /// program's address list lagged behind the interfaces); AF_XDP has no way into the
+    /// kernel's stack.
+    LocalMissed,
+    /// No free UMEM frame for a generated packet (ICMP error, fragment, hand-off copy).
+    NoFrame,
 }
 
 impl DropReason {
     /// Every reason, in layout order.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 19] = [
         Self::BadVersion,
         Self::BadHeaderLength,
         Self::BadLength,
@@ -60,6 +69,9 @@ impl DropReason {
         Self::HandoffRingFull,
         Self::IcmpRateLimited,
         Self::PortDown,
+        Self::NeighborFailed,
+        Self::LocalMissed,
+        Self::NoFrame,
     ];
 
     /// The name operators see (CLI, metrics).
@@ -81,6 +93,9 @@ impl DropReason {
             Self::HandoffRingFull => "handoff_ring_full",
             Self::IcmpRateLimited => "icmp_rate_limited",
             Self::PortDown => "port_down",
+            Self::NeighborFailed => "neighbor_failed",
+            Self::LocalMissed => "local_missed",
+            Self::NoFrame => "no_frame",
         }
     }
 }
