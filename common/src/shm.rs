@@ -672,7 +672,7 @@ impl Producer {
 /// The engine's end: reads records and reports progress.
 #[derive(Debug)]
 pub struct Consumer {
-    file: ChannelFile,
+    file: std::sync::Arc<ChannelFile>,
     pos: u64,
     epoch: u64,
 }
@@ -698,7 +698,11 @@ impl Consumer {
         file.set(word::ENGINE_EPOCH, epoch);
         file.set(word::RESYNC_REQUEST, epoch);
         let pos = file.get(word::CONSUMER_POS);
-        Ok(Self { file, pos, epoch })
+        Ok(Self {
+            file: std::sync::Arc::new(file),
+            pos,
+            epoch,
+        })
     }
 
     pub fn epoch(&self) -> u64 {
@@ -749,6 +753,12 @@ impl Consumer {
 
     pub fn file(&self) -> &ChannelFile {
         &self.file
+    }
+
+    /// The mapping, shared (the forwarding workers write their counters into its stats
+    /// segment).
+    pub fn shared_file(&self) -> std::sync::Arc<ChannelFile> {
+        std::sync::Arc::clone(&self.file)
     }
 }
 

@@ -10,12 +10,15 @@
 //!   and MAC rewrite, ICMP errors) the workers run on batches of frames, with no I/O.
 //! - [`neighbor`]: the neighbour table (ARP, IPv6 ND) with hold queues and timers, and the ARP
 //!   and NS/NA wire formats, as pure logic driven by the caller's clock.
+//! - [`dataplane`]: the running data plane: XDP on the ports, AF_XDP sockets, the pinned
+//!   forwarding workers and the slow path (neighbours through the kernel, local addresses).
 //! - [`cpu`]: start-up checks for the CPU features the build assumes.
 //! - [`table`]: reading prefix lists (such as a full Internet table) from files.
 //! - [`xsk`]: AF_XDP sockets over raw syscalls: the UMEM and its frame ownership, the four
 //!   rings, bind with zero-copy or copy mode, and batched RX/TX/fill/completion.
 
 pub mod cpu;
+pub mod dataplane;
 pub mod fib;
 pub mod neighbor;
 pub mod packet;

@@ -119,6 +119,9 @@ pub struct Programmer {
     routes: Vec<RouteChange>,
     last_seq: Option<u64>,
     stats: ProgrammerStats,
+    /// Resolved neighbours (control port, address) -> MAC, from the data plane's neighbour
+    /// service; written into every forwarding adjacency toward that next hop.
+    neighbors: HashMap<(u16, IpAddr), [u8; 6]>,
 }
 
 fn to_prefix(net: ipnet::IpNet) -> Result<Prefix, FibError> {
@@ -158,6 +161,7 @@ impl Programmer {
             routes: Vec::with_capacity(4096),
             last_seq: None,
             stats: ProgrammerStats::default(),
+            neighbors: HashMap::new(),
         }
     }
 
@@ -191,6 +195,61 @@ impl Programmer {
             .collect();
         v.sort_by_key(|(id, _, _)| *id);
         v
+    }
+
+    /// The MAC of a neighbour became known (`Some`) or stopped being usable (`None`): every
+    /// forwarding adjacency whose next hop is `addr` on `port` gets it as its destination MAC,
+    /// so that routes through it forward on the fast path (or go back to resolution). Returns
+    /// how many adjacencies changed. Connected routes (no next hop) are resolved per packet
+    /// by the workers instead.
+    pub fn set_neighbor(&mut self, port: u16, addr: IpAddr, mac: Option<[u8; 6]>) -> usize {
+        match mac {
+            Some(m) => {
+                if self.neighbors.insert((port, addr), m) == Some(m) {
+                    return 0;
+                }
+            }
+            None => {
+                if self.neighbors.remove(&(port, addr)).is_none() {
+                    return 0;
+                }
+            }
+        }
+        let targets: Vec<(AdjacencyId, AdjacencySpec)> = self
+            .adj_content
+            .iter()
+            .filter(|(_, s)| {
+                s.action == AdjacencyAction::Forward && s.port == port && s.next_hop == Some(addr)
+            })
+            .map(|(id, s)| (*id, *s))
+            .collect();
+        let mut changed = 0;
+        for (id, spec) in targets {
+            let mut adj = to_adjacency(&spec);
+            adj.dst_mac = mac;
+            if self.fib.set_adjacency(id, adj).is_ok() {
+                changed += 1;
+            }
+        }
+        changed
+    }
+
+    /// True if some forwarding adjacency sends to `addr` on `port` (its neighbour must be kept
+    /// confirmed even though the workers never look it up: the adjacency carries the MAC).
+    pub fn neighbor_in_use(&self, port: u16, addr: IpAddr) -> bool {
+        self.adj_content.values().any(|s| {
+            s.action == AdjacencyAction::Forward && s.port == port && s.next_hop == Some(addr)
+        })
+    }
+
+    /// The destination MAC a new or changed adjacency starts with: the neighbour's, if known.
+    fn with_neighbor(&self, mut adj: Adjacency) -> Adjacency {
+        if adj.kind == AdjacencyKind::Forward {
+            if let Some(nh) = adj.next_hop {
+                adj.dst_mac = self.neighbors.get(&(adj.port, nh)).copied();
+            }
+        }
+        adj
     }
 
     /// Applies records in order; returns the sequence number of the last one (applied,
@@ -498,7 +557,7 @@ impl Programmer {
             }
         };
         if self.adj_content.get(&aid) != Some(&spec) {
-            self.fib.set_adjacency(aid, to_adjacency(&spec))?;
+            self.fib.set_adjacency(aid, self.with_neighbor(to_adjacency(&spec)))?;
             if let Some(old) = self.adj_content.insert(aid, spec) {
                 if self.adj_by_content.get(&old) == Some(&aid) {
                     self.adj_by_content.remove(&old);

@@ -87,8 +87,20 @@ impl Service {
         lock(&self.programmer).fib().reader().ok()
     }
 
-    /// The writer loop: poll, apply, publish; returns when `stop` is set.
-    pub fn run(&mut self, stop: &AtomicBool) {
+    /// A handle to make FIB readers from (one per forwarding worker).
+    pub fn fib_handle(&self) -> crate::fib::FibHandle {
+        lock(&self.programmer).fib().handle()
+    }
+
+    /// The channel mapping (its stats segment is where the workers count).
+    pub fn channel(&self) -> Arc<ChannelFile> {
+        self.consumer.shared_file()
+    }
+
+    /// The writer loop: poll, apply, publish; returns when `stop` is set. `tick` runs on this
+    /// thread with the programmer between batches, at least every 2 ms (the data plane's slow
+    /// path).
+    pub fn run(&mut self, stop: &AtomicBool, mut tick: impl FnMut(&mut Programmer)) {
         let mut batch: Vec<RawRecord> = Vec::with_capacity(BATCH);
         let mut idle = Duration::from_micros(50);
         let mut last_beat = Instant::now();
@@ -104,7 +116,9 @@ impl Service {
                 };
                 self.consumer.commit(applied);
                 idle = Duration::from_micros(50);
+                tick(&mut lock(&self.programmer));
             } else {
+                tick(&mut lock(&self.programmer));
                 std::thread::sleep(idle);
                 idle = (idle * 2).min(Duration::from_millis(2));
             }

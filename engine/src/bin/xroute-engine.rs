@@ -1,6 +1,6 @@
-//! `xroute-engine`: the data-plane process. `run` attaches to the instance's delta channel and
-//! keeps the FIB the control process programs (the AF_XDP forwarding workers arrive with the
-//! data-plane issue); `load-table` builds a FIB from a prefix list and reports what it did.
+//! `xroute-engine`: the data-plane process. `run` attaches to the instance's delta channel, keeps
+//! the FIB the control process programs, and forwards between the `--port` interfaces with XDP
+//! and AF_XDP workers; `load-table` builds a FIB from a prefix list and reports what it did.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use xroute_engine::fib::{GroupId, Prefix, RouteChange};
 use xroute_engine::service::{Service, ServiceOptions};
+use xroute_engine::dataplane::{self, Dataplane, DataplaneConfig};
+use xroute_engine::xsk::BindMode;
 use xroute_engine::{cpu, table};
 
 #[derive(Parser, Debug)]
@@ -22,8 +24,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the engine: apply the FIB deltas of the instance's control process until SIGTERM or
-    /// SIGINT. With no ports configured it runs the FIB writer only.
+    /// Run the engine: apply the FIB deltas of the instance's control process and forward
+    /// between the given ports until SIGTERM or SIGINT. With no ports it runs the FIB writer
+    /// only.
+    ///
+    /// Each port gets the XDP program (the router's own traffic, ARP and ND go to the kernel;
+    /// transit IPv4/IPv6 to the AF_XDP socket of the receiving queue) and one socket per queue.
+    /// Queue q of every port is served by the worker of the (q mod workers)-th core, so every
+    /// worker must have a queue on every port. Stopping detaches XDP and closes the sockets.
     Run {
         /// Router instance: the channel is <shm-dir>/xroute-<instance>.
         #[arg(long, default_value = "default")]
@@ -34,6 +42,32 @@ enum Command {
         /// The engine socket is <run-dir>/<instance>/engine.sock.
         #[arg(long, default_value = "/run/xroute")]
         run_dir: PathBuf,
+        /// Interface to forward on (repeat for each port), as named by the control process's
+        /// configuration.
+        #[arg(long = "port", value_name = "IFNAME")]
+        ports: Vec<String>,
+        /// Queues to serve per port (default: every receive queue of the interface).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        queues: Option<u32>,
+        /// CPUs for the workers, one worker each: a list like 2,3 or a range like 2-5
+        /// (default: the last CPU the process may use).
+        #[arg(long, value_parser = parse_cores)]
+        cores: Option<CoreList>,
+        /// AF_XDP mode: auto tries zero-copy and falls back to copy mode (veth has only copy).
+        #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+        xdp_mode: XdpModeArg,
+        /// UMEM frame size in bytes (2048 or 4096; 4096 for jumbo frames up to ~3.5 KB).
+        #[arg(long, default_value_t = 2048)]
+        frame_size: u32,
+        /// UMEM frames per worker (default: enough to fill every ring of its sockets).
+        #[arg(long)]
+        frames: Option<u32>,
+        /// Entries in each AF_XDP ring (power of two).
+        #[arg(long, default_value_t = 2048)]
+        ring_size: u32,
+        /// ICMP errors per second per worker (0 disables them).
+        #[arg(long, default_value_t = 1000)]
+        icmp_rate: u32,
     },
     /// Load a prefix list into the FIB, verify it and report build time, memory and lookup rate.
     ///
@@ -70,11 +104,43 @@ fn run() -> Result<()> {
             instance,
             shm_dir,
             run_dir,
-        } => run_engine(ServiceOptions {
-            instance,
-            shm_dir,
-            run_dir,
-        }),
+            ports,
+            queues,
+            cores,
+            xdp_mode,
+            frame_size,
+            frames,
+            ring_size,
+            icmp_rate,
+        } => {
+            let cores = match cores {
+                Some(c) => c.0,
+                None => dataplane::allowed_cpus().last().copied().into_iter().collect(),
+            };
+            let dp = DataplaneConfig {
+                hash_seed: seed_from(&instance),
+                ports,
+                queues,
+                cores,
+                mode: match xdp_mode {
+                    XdpModeArg::Auto => BindMode::Auto,
+                    XdpModeArg::ZeroCopy => BindMode::ZeroCopyOnly,
+                    XdpModeArg::Copy => BindMode::CopyOnly,
+                },
+                frame_size,
+                frames,
+                ring_size,
+                icmp_rate,
+            };
+            run_engine(
+                ServiceOptions {
+                    instance,
+                    shm_dir,
+                    run_dir,
+                },
+                dp,
+            )
+        }
         Command::LoadTable {
             table,
             groups,
@@ -84,7 +150,7 @@ fn run() -> Result<()> {
     }
 }
 
-fn run_engine(opts: ServiceOptions) -> Result<()> {
+fn run_engine(opts: ServiceOptions, dp: DataplaneConfig) -> Result<()> {
     if opts.instance.is_empty()
         || opts.instance.len() > 32
         || !opts
@@ -102,15 +168,84 @@ fn run_engine(opts: ServiceOptions) -> Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
     }
     let mut service = Service::start(&opts)?;
+    if dp.ports.is_empty() {
+        eprintln!(
+            "xroute-engine: instance {} attached to {} (no ports: FIB writer only); socket {}",
+            opts.instance,
+            opts.channel_path().display(),
+            opts.socket_path().display()
+        );
+        service.run(&stop, |_| {});
+        eprintln!("xroute-engine: stopped");
+        return Ok(());
+    }
+    let (dataplane, mut slow) = Dataplane::start(&dp, &service.fib_handle(), service.channel())?;
+    for s in &dataplane.sockets {
+        eprintln!(
+            "xroute-engine: {} queue {}: worker {} on CPU {}, AF_XDP {} mode{}",
+            s.port,
+            s.queue,
+            s.worker,
+            s.cpu,
+            s.mode,
+            s.fallback
+                .as_deref()
+                .map(|f| format!(" (zero-copy not available: {f})"))
+                .unwrap_or_default()
+        );
+    }
     eprintln!(
-        "xroute-engine: instance {} attached to {} (no ports configured: FIB writer only); socket {}",
+        "xroute-engine: instance {} forwarding on {} with {} worker(s); channel {}; socket {}",
         opts.instance,
+        dp.ports.join(", "),
+        dp.cores.len(),
         opts.channel_path().display(),
         opts.socket_path().display()
     );
-    service.run(&stop);
-    eprintln!("xroute-engine: stopped");
+    service.run(&stop, |p| slow.tick(p));
+    slow.detach();
+    dataplane.stop();
+    eprintln!("xroute-engine: stopped (XDP detached, sockets closed)");
     Ok(())
+}
+
+/// The flow hash seed: the instance name hashed, so routers in series differ when their
+/// instances do (and one router hashes the same across restarts).
+fn seed_from(instance: &str) -> u64 {
+    instance
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum XdpModeArg {
+    Auto,
+    ZeroCopy,
+    Copy,
+}
+
+#[derive(Clone, Debug)]
+struct CoreList(Vec<usize>);
+
+/// Parses "2", "2,3", "2-5" or a mix ("0,2-3").
+fn parse_cores(s: &str) -> Result<CoreList, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let bad = || format!("{part:?} is not a CPU number or range (like 2 or 2-5)");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: usize = a.trim().parse().map_err(|_| bad())?;
+                let b: usize = b.trim().parse().map_err(|_| bad())?;
+                if a > b || b - a >= 1024 {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(CoreList(out))
 }
 
 fn load_table(path: Option<PathBuf>, groups: u32, lookups: &[IpAddr], json: bool) -> Result<()> {

@@ -47,7 +47,7 @@ pub mod umem;
 use std::fmt;
 use std::io;
 
-pub use socket::{SocketConfig, XskSocket, XskStats};
+pub use socket::{PollSet, SocketConfig, XskSocket, XskStats};
 pub use umem::{FrameOwner, Umem, UmemConfig};
 
 /// An RX or TX descriptor, laid out as the kernel's `struct xdp_desc`: a frame address in the

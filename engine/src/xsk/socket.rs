@@ -555,6 +555,11 @@ impl XskSocket {
         Ok(r > 0 && p.revents & libc::POLLIN != 0)
     }
 
+    /// The socket's descriptor, for [`PollSet`].
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// The kernel's counters for this socket.
     pub fn stats(&self) -> Result<XskStats, XskError> {
         let zero = libc::xdp_statistics {
@@ -889,5 +894,42 @@ fn getsockopt<T: Pod>(fd: &OwnedFd, name: libc::c_int, init: T) -> io::Result<(T
         Ok((v, len as usize))
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Waits on several sockets at once (a worker going idle), plus any other descriptors the
+/// caller adds. Built once; [`PollSet::wait`] allocates nothing.
+#[derive(Debug, Default)]
+pub struct PollSet {
+    fds: Vec<libc::pollfd>,
+}
+
+impl PollSet {
+    /// Adds a descriptor to wait on for input.
+    pub fn add(&mut self, fd: RawFd) {
+        self.fds.push(libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+
+    /// Waits up to `timeout_ms` for input on any descriptor; true if some is ready.
+    pub fn wait(&mut self, timeout_ms: i32) -> Result<bool, XskError> {
+        let n = libc::nfds_t::try_from(self.fds.len()).unwrap_or(libc::nfds_t::MAX);
+        // SAFETY: `fds` is a valid, initialised array of `n` pollfd structures that lives across
+        // the call; poll writes only their `revents` fields.
+        let r = unsafe { libc::poll(self.fds.as_mut_ptr(), n, timeout_ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                return Ok(false);
+            }
+            return Err(XskError::Sys {
+                op: "poll (AF_XDP sockets)",
+                source: e,
+            });
+        }
+        Ok(r > 0)
     }
 }

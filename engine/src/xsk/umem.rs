@@ -77,6 +77,10 @@ pub struct Umem {
     /// Socket tags in use (bit per tag).
     tags: [u64; 4],
     free: Vec<u64>,
+    /// Per frame: the [`Umem::frames_mut`] call that last lent it out, to refuse a batch that
+    /// names one frame twice (two `&mut` to the same bytes).
+    lent: Box<[u32]>,
+    lend_epoch: u32,
     frame_size: u32,
     frame_shift: u32,
     frame_count: u32,
@@ -118,6 +122,8 @@ impl Umem {
         Ok(Self {
             registration: None,
             owner: vec![FREE; cfg.frame_count as usize].into_boxed_slice(),
+            lent: vec![0; cfg.frame_count as usize].into_boxed_slice(),
+            lend_epoch: 0,
             tags: [0; 4],
             free,
             frame_size,
@@ -243,6 +249,44 @@ impl Umem {
         Some(unsafe { std::slice::from_raw_parts_mut(self.area.as_mut_ptr().add(addr as usize), len) })
     }
 
+    /// Mutable views of a batch of frames at once (for the forwarding pipeline, which works on
+    /// a received burst in place): `out[i]` becomes the `descs[i].len` bytes at `descs[i].addr`.
+    /// Stops at the first descriptor that is outside the UMEM, crosses a frame boundary, is
+    /// not userspace's, or lies in a frame an earlier descriptor of the batch already named;
+    /// returns how many leading entries of `out` were set.
+    pub fn frames_mut<'a>(&'a mut self, descs: &[Desc], out: &mut [&'a mut [u8]]) -> usize {
+        self.lend_epoch = self.lend_epoch.wrapping_add(1);
+        if self.lend_epoch == 0 {
+            self.lent.fill(0);
+            self.lend_epoch = 1;
+        }
+        let base = self.area.as_mut_ptr();
+        let mut n = 0;
+        for (d, slot) in descs.iter().zip(out.iter_mut()) {
+            let len = d.len as usize;
+            let Some(index) = self.frame_index(d.addr, len) else {
+                break;
+            };
+            if self.owner.get(index) != Some(&USER) {
+                break;
+            }
+            match self.lent.get_mut(index) {
+                Some(l) if *l != self.lend_epoch => *l = self.lend_epoch,
+                _ => break,
+            }
+            // SAFETY: `frame_index` proved `[addr, addr + len)` lies inside one frame of the
+            // live mapping (kept alive by `self.area`). The frame is userspace's, so the kernel
+            // does not touch it while `self` stays mutably borrowed for `'a` (handing a frame
+            // to the kernel needs `&mut Umem`). `lent` proved no earlier descriptor of this
+            // call named the same frame, so the slices are disjoint, and the `&'a mut self`
+            // borrow keeps every other accessor away while they live. The pointer comes from
+            // `MmapRaw::as_mut_ptr`, which never creates a reference to the whole area.
+            *slot = unsafe { std::slice::from_raw_parts_mut(base.add(d.addr as usize), len) };
+            n += 1;
+        }
+        n
+    }
+
     /// The bytes of a received or to-be-sent descriptor.
     pub fn desc_bytes(&self, desc: &Desc) -> Option<&[u8]> {
         self.frame(desc.addr, desc.len as usize)
@@ -347,6 +391,40 @@ mod tests {
             .unwrap_err();
             assert!(matches!(e, XskError::Config(_)), "{e}");
         }
+    }
+
+    #[test]
+    fn frames_mut_lends_disjoint_user_frames_only() {
+        let mut u = umem(4, 2048);
+        let a = u.alloc().unwrap();
+        let b = u.alloc().unwrap();
+        let d = |addr, len| Desc {
+            addr,
+            len,
+            options: 0,
+        };
+        {
+            let mut out: [&mut [u8]; 3] = [&mut [], &mut [], &mut []];
+            assert_eq!(u.frames_mut(&[d(a, 60), d(b + 64, 100)], &mut out), 2);
+            out[0].fill(1);
+            out[1].fill(2);
+            assert_eq!(out[1].len(), 100);
+        }
+        assert!(u.frame(a, 60).unwrap().iter().all(|&x| x == 1));
+        assert!(u.frame(b + 64, 100).unwrap().iter().all(|&x| x == 2));
+        let mut lend = |descs: &[Desc]| {
+            let mut out: [&mut [u8]; 3] = [&mut [], &mut [], &mut []];
+            u.frames_mut(descs, &mut out)
+        };
+        // The same frame twice (even at another offset) would alias: the batch stops there.
+        assert_eq!(lend(&[d(a, 60), d(b, 10), d(a + 100, 10)]), 2);
+        // A free frame, a frame boundary crossing, an address outside the UMEM.
+        let free = 3 * 2048;
+        assert_eq!(lend(&[d(free, 60)]), 0);
+        assert_eq!(lend(&[d(a + 2000, 100)]), 0);
+        assert_eq!(lend(&[d(4 * 2048, 10)]), 0);
+        // Each call starts afresh: the frames lent last time can be lent again.
+        assert_eq!(lend(&[d(a, 60), d(b, 60)]), 2);
     }
 
     #[test]
