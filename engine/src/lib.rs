@@ -10,6 +10,8 @@
 //!   and MAC rewrite, ICMP errors) the workers run on batches of frames, with no I/O.
 //! - [`neighbor`]: the neighbour table (ARP, IPv6 ND) with hold queues and timers, and the ARP
 //!   and NS/NA wire formats, as pure logic driven by the caller's clock.
+//! - [`netlink`]: rtnetlink for the kernel's neighbour table (resolve requests, dumps, events)
+//!   and interface addresses; the kernel is the ARP/ND speaker.
 //! - [`cpu`]: start-up checks for the CPU features the build assumes.
 //! - [`table`]: reading prefix lists (such as a full Internet table) from files.
 //! - [`xsk`]: AF_XDP sockets over raw syscalls: the UMEM and its frame ownership, the four
@@ -18,6 +20,7 @@
 pub mod cpu;
 pub mod fib;
 pub mod neighbor;
+pub mod netlink;
 pub mod packet;
 pub mod programmer;
 pub mod service;
