@@ -12,6 +12,8 @@
 //!   and NS/NA wire formats, as pure logic driven by the caller's clock.
 //! - [`dataplane`]: the running data plane: XDP on the ports, AF_XDP sockets, the pinned
 //!   forwarding workers and the slow path (neighbours through the kernel, local addresses).
+//! - [`netlink`]: rtnetlink for the kernel's neighbour table (resolve requests, dumps, events)
+//!   and interface addresses; the kernel is the ARP/ND speaker.
 //! - [`cpu`]: start-up checks for the CPU features the build assumes.
 //! - [`table`]: reading prefix lists (such as a full Internet table) from files.
 //! - [`xsk`]: AF_XDP sockets over raw syscalls: the UMEM and its frame ownership, the four
@@ -21,6 +23,7 @@ pub mod cpu;
 pub mod dataplane;
 pub mod fib;
 pub mod neighbor;
+pub mod netlink;
 pub mod packet;
 pub mod programmer;
 pub mod service;
