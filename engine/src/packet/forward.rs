@@ -69,7 +69,8 @@ pub enum Verdict {
     /// Discard, count `reason`, and (rate limit permitting) answer with
     /// [`super::icmp::build_icmp_error`] of `kind`. The frame is unchanged.
     Icmp { kind: IcmpKind, reason: DropReason },
-    /// IPv4 without DF, larger than the egress `mtu`: the slow path fragments it. TTL already
+    /// IPv4 without DF, larger than the egress `mtu`: cut it with
+    /// [`Fragmenter`](super::Fragmenter), then write the MACs into each fragment. TTL already
     /// decremented; MACs not written.
     Fragment {
         port: u16,

@@ -6,6 +6,8 @@
 //!   on a port, to the kernel, drop with a [`DropReason`](xroute_common::stats::DropReason),
 //!   answer with ICMP, fragment, resolve the neighbour), rewriting forwarded frames in place.
 //! - [`icmp`]: [`build_icmp_error`] writes the ICMP error a verdict asks for (slow path).
+//! - [`fragment`]: the [`Fragmenter`] cuts a [`Verdict::Fragment`] frame into IPv4 fragments,
+//!   written one by one into the caller's buffers.
 //!
 //! Nothing here allocates, locks, logs or panics per packet: every failure is a verdict.
 
@@ -17,10 +19,12 @@
 )]
 
 pub mod forward;
+pub mod fragment;
 pub mod icmp;
 pub mod wire;
 
 pub use forward::{forward_batch, IcmpKind, Scratch, Verdict, MAX_BATCH};
+pub use fragment::{FragmentError, Fragmenter};
 pub use icmp::build_icmp_error;
 
 #[cfg(test)]
