@@ -18,6 +18,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod cache;
 pub mod table;
 pub mod wire;
 
