@@ -19,6 +19,7 @@
 )]
 
 pub mod cache;
+pub mod hold;
 pub mod table;
 pub mod wire;
 
