@@ -11,13 +11,6 @@
 //! - The pending list is dense and searched linearly: it holds the few next hops being resolved
 //!   at this moment, not the neighbour table.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use std::net::IpAddr;
 
 /// How long frames wait for a MAC: the kernel's 3 probes one second apart (`mcast_solicit` and
