@@ -7,13 +7,14 @@
 //! - [`service`]: the engine process's side of the channel: the FIB writer loop and the query
 //!   socket.
 //! - [`packet`]: the per-packet forwarding pipeline (parse, validate, batched FIB lookup, TTL
-//!   and MAC rewrite, ICMP errors) the workers run on batches of frames, with no I/O.
-//! - [`neighbor`]: the neighbour table (ARP, IPv6 ND) with hold queues and timers, and the ARP
-//!   and NS/NA wire formats, as pure logic driven by the caller's clock.
+//!   and MAC rewrite, ICMP errors, IPv4 fragmentation) the workers run on batches of frames,
+//!   with no I/O.
+//! - [`neighbor`]: the workers' lock-free copy of the kernel's neighbour table (the kernel does
+//!   ARP and IPv6 ND) and their hold queues for frames waiting for a next hop's MAC.
 //! - [`dataplane`]: the running data plane: XDP on the ports, AF_XDP sockets, the pinned
 //!   forwarding workers and the slow path (neighbours through the kernel, local addresses).
 //! - [`netlink`]: rtnetlink for the kernel's neighbour table (resolve requests, dumps, events)
-//!   and interface addresses; the kernel is the ARP/ND speaker.
+//!   and interface addresses.
 //! - [`cpu`]: start-up checks for the CPU features the build assumes.
 //! - [`table`]: reading prefix lists (such as a full Internet table) from files.
 //! - [`xsk`]: AF_XDP sockets over raw syscalls: the UMEM and its frame ownership, the four

@@ -1,15 +1,23 @@
-//! Neighbour resolution (ARP, RFC 826; IPv6 Neighbor Discovery, RFC 4861) as pure logic, with
-//! no I/O and a caller-provided clock in milliseconds:
+//! Next-hop MAC addresses for the forwarding workers.
 //!
-//! - [`table`]: the [`NeighborTable`] of (port, address) entries with their states, bounded
-//!   hold queues of frame handles and timers ([`NeighborTable::poll`]).
-//! - [`wire`]: parsing ARP and NS/NA frames and building requests and answers for the router's
-//!   own addresses.
+//! The kernel is the router's only ARP (RFC 826) and IPv6 Neighbor Discovery (RFC 4861)
+//! speaker: the XDP program passes ARP and ND frames to the kernel's stack, the engine's
+//! slow-path thread asks the kernel to resolve a next hop over rtnetlink (a neighbour update
+//! with `NTF_USE`) and mirrors the kernel's neighbour table into a [`cache`]; the workers only
+//! read that copy. One neighbour state machine on the box rather than two that can disagree:
+//! the router's own traffic (BGP sessions, pings from the router) and forwarded traffic use the
+//! same MACs, and everything operators know keeps working (static entries with `ip neigh`,
+//! proxy ARP, garbage collection and the `net.ipv{4,6}.neigh.*` settings, duplicate address
+//! detection). The price is a netlink round trip on a miss, which only the first frames to a
+//! new next hop pay.
 //!
-//! The slow path drives it: a [`Verdict::Resolve`](crate::packet::Verdict::Resolve) frame goes
-//! to [`NeighborTable::hold`], received ARP/NA frames to [`wire::parse`] then
-//! [`NeighborTable::learn`], which releases the held frames and says when the adjacency's
-//! `dst_mac` must change.
+//! - [`cache`]: the fixed-capacity (port, address) -> MAC map, written by the slow-path thread
+//!   only and read lock-free by every worker, with a used flag per entry for the refresh pass.
+//! - [`hold`]: each worker's bounded queues of frames waiting for a MAC, with the timers that
+//!   ask the slow path again and give up.
+//!
+//! The rtnetlink side (resolve requests, following the kernel's neighbour changes into the
+//! [`NeighborCacheWriter`]) belongs to the slow path and is not part of this module.
 
 #![deny(
     clippy::unwrap_used,
@@ -18,14 +26,8 @@
     clippy::indexing_slicing
 )]
 
-pub mod table;
-pub mod wire;
+pub mod cache;
+pub mod hold;
 
-pub use table::{
-    Advert, HoldOutcome, LearnOutcome, NeighborConfig, NeighborCounters, NeighborInfo, NeighborState,
-    NeighborTable, PollOutput, Request, HOLD_LEN,
-};
-pub use wire::{parse, NeighborMessage, ParseError};
-
-#[cfg(test)]
-mod tests;
+pub use cache::{CacheFull, NeighborCacheReader, NeighborCacheWriter, MAX_PROBE};
+pub use hold::{Hold, HoldQueues, DEFAULT_RETRY_MS, DEFAULT_TIMEOUT_MS};

@@ -77,9 +77,11 @@ pub enum Verdict {
         mtu: u16,
         adjacency: AdjacencyId,
     },
-    /// The neighbour `next_hop` on `port` is not resolved yet: hold the frame and resolve (ARP
-    /// or ND). TTL/hop limit already decremented; the source and destination MACs are written
-    /// when the neighbour is known.
+    /// The adjacency has no MAC for the neighbour `next_hop` on `port`: take it from the
+    /// [`NeighborCacheReader`](crate::neighbor::NeighborCacheReader), or hold the frame
+    /// ([`HoldQueues`](crate::neighbor::HoldQueues)) while the kernel resolves it (ARP or ND).
+    /// TTL/hop limit already decremented; the source and destination MACs are written when the
+    /// neighbour is known.
     Resolve {
         port: u16,
         next_hop: IpAddr,
