@@ -5,7 +5,7 @@
 set -euo pipefail
 
 MIN_RUST="1.85"
-APT_PACKAGES=(ca-certificates curl gcc libc6-dev pkg-config python3 gzip iproute2 procps iputils-ping traceroute
+APT_PACKAGES=(ca-certificates curl gcc libc6-dev pkg-config python3 gzip iproute2 procps iputils-ping traceroute ethtool
   clang llvm libelf-dev zlib1g-dev linux-libc-dev make)
 
 log() { printf '[install-deps] %s\n' "$*"; }

@@ -3,8 +3,10 @@
 //! The program sends transit IPv4/IPv6 to the AF_XDP socket of the receiving queue (an XSKMAP
 //! entry the engine registers) and everything the engine does not own to the kernel: ARP and
 //! other EtherTypes, the router's own addresses (a hash map per family that the engine fills),
-//! multicast, broadcast, IPv6 link-local, and frames it cannot parse. A transit frame arriving
-//! on a queue with no socket goes to the kernel too, and is counted.
+//! multicast, broadcast, IPv6 link-local, and frames it cannot parse. IPv4/IPv6 frames too short
+//! for their header or with the wrong version go to the engine, which counts them as drops (the
+//! kernel would drop them too, less visibly). A transit frame arriving on a queue with no socket
+//! goes to the kernel, and is counted.
 //!
 //! The program is attached through a BPF link: it is detached when the [`XdpProgram`] is dropped,
 //! and also when the process dies, however it dies (the kernel closes the link's descriptor), so

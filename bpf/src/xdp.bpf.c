@@ -112,8 +112,10 @@ int xroute_xdp(struct xdp_md *ctx)
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		__u8 *ip = xr_pull(data, data_end, &off, 20);
+		// Too short for a header, or not version 4: the engine counts it as a drop (the
+		// kernel would only drop it too, less visibly).
 		if (!ip || (ip[0] >> 4) != 4)
-			return xr_pass();
+			return xr_transit(ctx);
 		__u32 dst;
 		__builtin_memcpy(&dst, ip + 16, 4);
 		__u32 host = bpf_ntohl(dst);
@@ -126,7 +128,7 @@ int xroute_xdp(struct xdp_md *ctx)
 	if (proto == bpf_htons(ETH_P_IPV6)) {
 		__u8 *ip6 = xr_pull(data, data_end, &off, 40);
 		if (!ip6 || (ip6[0] >> 4) != 6)
-			return xr_pass();
+			return xr_transit(ctx);
 		struct xr_in6 dst;
 		__builtin_memcpy(dst.addr, ip6 + 24, 16);
 		if (dst.addr[0] == 0xff || (dst.addr[0] == 0xfe && (dst.addr[1] & 0xc0) == 0x80))

@@ -237,9 +237,9 @@ impl Programmer {
     /// True if some forwarding adjacency sends to `addr` on `port` (its neighbour must be kept
     /// confirmed even though the workers never look it up: the adjacency carries the MAC).
     pub fn neighbor_in_use(&self, port: u16, addr: IpAddr) -> bool {
-        self.adj_content.values().any(|s| {
-            s.action == AdjacencyAction::Forward && s.port == port && s.next_hop == Some(addr)
-        })
+        self.adj_content
+            .values()
+            .any(|s| s.action == AdjacencyAction::Forward && s.port == port && s.next_hop == Some(addr))
     }
 
     /// The destination MAC a new or changed adjacency starts with: the neighbour's, if known.
@@ -557,7 +557,8 @@ impl Programmer {
             }
         };
         if self.adj_content.get(&aid) != Some(&spec) {
-            self.fib.set_adjacency(aid, self.with_neighbor(to_adjacency(&spec)))?;
+            self.fib
+                .set_adjacency(aid, self.with_neighbor(to_adjacency(&spec)))?;
             if let Some(old) = self.adj_content.insert(aid, spec) {
                 if self.adj_by_content.get(&old) == Some(&aid) {
                     self.adj_by_content.remove(&old);

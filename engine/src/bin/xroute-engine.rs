@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
+use xroute_engine::dataplane::{self, Dataplane, DataplaneConfig};
 use xroute_engine::fib::{GroupId, Prefix, RouteChange};
 use xroute_engine::service::{Service, ServiceOptions};
-use xroute_engine::dataplane::{self, Dataplane, DataplaneConfig};
 use xroute_engine::xsk::BindMode;
 use xroute_engine::{cpu, table};
 
@@ -212,9 +212,9 @@ fn run_engine(opts: ServiceOptions, dp: DataplaneConfig) -> Result<()> {
 /// The flow hash seed: the instance name hashed, so routers in series differ when their
 /// instances do (and one router hashes the same across restarts).
 fn seed_from(instance: &str) -> u64 {
-    instance
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    instance.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

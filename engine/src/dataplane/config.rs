@@ -64,13 +64,21 @@ pub enum ConfigError {
         "{port}: --queues {asked} but the interface has {available} receive queue(s) (see `ethtool \
          -l {port}`)"
     )]
-    TooManyQueues { port: String, asked: u32, available: u32 },
+    TooManyQueues {
+        port: String,
+        asked: u32,
+        available: u32,
+    },
     #[error(
         "{port} has {queues} queue(s) for {workers} workers: every worker needs a queue on every \
          port to transmit on it; use at most {queues} core(s) (--cores) or add queues (`ethtool -L \
          {port} combined {workers}`; veth: numrxqueues/numtxqueues at creation)"
     )]
-    TooFewQueues { port: String, queues: u32, workers: usize },
+    TooFewQueues {
+        port: String,
+        queues: u32,
+        workers: usize,
+    },
     #[error("ring size {0} is not a power of two between 64 and 32768")]
     RingSize(u32),
     #[error("frame size {0} is not 2048 or 4096")]
@@ -135,7 +143,11 @@ impl DataplaneConfig {
                 return Err(ConfigError::DuplicateCore { core: c });
             }
             if !allowed.contains(&c) {
-                let allowed = allowed.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+                let allowed = allowed
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
                 return Err(ConfigError::NoSuchCore { core: c, allowed });
             }
         }
@@ -192,7 +204,9 @@ impl DataplaneConfig {
         for w in &mut plans {
             // Per socket: the fill ring and the RX ring full of received frames, the TX and
             // completion rings full of frames in flight; plus room for generated packets.
-            let needed = (w.queues.len() as u32).saturating_mul(self.ring_size.saturating_mul(4)).max(1);
+            let needed = (w.queues.len() as u32)
+                .saturating_mul(self.ring_size.saturating_mul(4))
+                .max(1);
             w.frames = match self.frames {
                 Some(f) if f < needed / 2 => {
                     return Err(ConfigError::TooFewFrames {
@@ -252,7 +266,10 @@ mod tests {
     #[test]
     fn bad_configurations_say_what_is_wrong() {
         let e = |c: DataplaneConfig| c.plan(ifindex, queues, &[0, 1]).unwrap_err();
-        assert_eq!(e(cfg(&["a", "nope"], &[0])), ConfigError::NoSuchInterface("nope".into()));
+        assert_eq!(
+            e(cfg(&["a", "nope"], &[0])),
+            ConfigError::NoSuchInterface("nope".into())
+        );
         assert_eq!(e(cfg(&["a", "a"], &[0])), ConfigError::DuplicatePort("a".into()));
         assert_eq!(e(cfg(&["a"], &[])), ConfigError::NoCores);
         assert_eq!(e(cfg(&["a"], &[0, 0])), ConfigError::DuplicateCore { core: 0 });
@@ -262,10 +279,20 @@ mod tests {
             "core 7 is not available to this process (allowed CPUs: 0,1)"
         );
         let err = e(cfg(&["a", "one"], &[0, 1]));
-        assert!(err.to_string().contains("one has 1 queue(s) for 2 workers"), "{err}");
+        assert!(
+            err.to_string().contains("one has 1 queue(s) for 2 workers"),
+            "{err}"
+        );
         let mut c = cfg(&["a"], &[0]);
         c.queues = Some(9);
-        assert!(matches!(e(c), ConfigError::TooManyQueues { asked: 9, available: 4, .. }));
+        assert!(matches!(
+            e(c),
+            ConfigError::TooManyQueues {
+                asked: 9,
+                available: 4,
+                ..
+            }
+        ));
         let mut c = cfg(&["a"], &[0]);
         c.ring_size = 1000;
         assert_eq!(e(c), ConfigError::RingSize(1000));

@@ -184,7 +184,10 @@ impl Dataplane {
         for p in parts {
             let s = Arc::clone(&shared);
             let name = format!("xroute-w{}", p.index);
-            match std::thread::Builder::new().name(name).spawn(move || worker::run(p, s)) {
+            match std::thread::Builder::new()
+                .name(name)
+                .spawn(move || worker::run(p, s))
+            {
                 Ok(h) => workers.push(h),
                 Err(e) => {
                     shared.stop.store(true, Ordering::Relaxed);

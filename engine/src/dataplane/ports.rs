@@ -113,7 +113,11 @@ mod tests {
         assert_eq!(t.engine_port(3), Some(0));
         assert_eq!(t.engine_port(0), Some(2));
         assert_eq!(t.engine_port(1), None);
-        assert_eq!(t.engine_port(u16::MAX), None, "out of range is no port, not a panic");
+        assert_eq!(
+            t.engine_port(u16::MAX),
+            None,
+            "out of range is no port, not a panic"
+        );
         let shared = SharedPorts::new(PortTable::default());
         let g = shared.generation();
         shared.publish(t.clone());

@@ -55,6 +55,10 @@ pub struct SlowPath {
     events: Vec<NeighborEvent>,
     cache: NeighborCacheWriter,
     requests: Vec<RequestConsumer>,
+    /// The kernel's usable neighbours on the engine's ports, by (ifindex, address), whatever
+    /// the control process's port numbering: the kernel sends no event for a neighbour that is
+    /// already reachable, so this is where such a neighbour's MAC is found when asked.
+    kernel: HashMap<(u32, IpAddr), [u8; 6]>,
     asked: HashMap<(u16, IpAddr), Instant>,
     unused: HashMap<(u16, IpAddr), u32>,
     control_ports: BTreeMap<u32, PortSpec>,
@@ -108,6 +112,7 @@ impl SlowPath {
             events: Vec::with_capacity(256),
             cache,
             requests,
+            kernel: HashMap::new(),
             asked: HashMap::new(),
             unused: HashMap::new(),
             control_ports: BTreeMap::new(),
@@ -140,12 +145,13 @@ impl SlowPath {
         if programmer.ports() != &self.control_ports {
             self.control_ports = programmer.ports().clone();
             self.publish_ports();
+            self.resync_cache(programmer);
         }
         if self.last_addresses.is_none_or(|t| t.elapsed() >= ADDRESS_PERIOD) {
             self.sync_addresses();
         }
         self.kernel_events(programmer);
-        self.worker_requests();
+        self.worker_requests(programmer);
         if self.last_refresh.elapsed() >= REFRESH_PERIOD {
             self.last_refresh = Instant::now();
             self.refresh(programmer);
@@ -154,7 +160,9 @@ impl SlowPath {
 
     /// Control port number of the engine port with this ifindex.
     fn control_port_of_ifindex(&self, ifindex: u32) -> Option<u16> {
-        let name = self.names.get(self.ifindexes.iter().position(|&i| i == ifindex)?)?;
+        let name = self
+            .names
+            .get(self.ifindexes.iter().position(|&i| i == ifindex)?)?;
         self.control_ports
             .iter()
             .find(|(_, s)| &s.name_str() == name)
@@ -257,28 +265,16 @@ impl SlowPath {
             for e in &events {
                 match e {
                     NeighborEvent::Neighbor(u) => {
-                        let Some(port) = self.control_port_of_ifindex(u.ifindex) else {
+                        if !self.ifindexes.contains(&u.ifindex) {
                             continue;
+                        }
+                        let mac = u.usable_mac();
+                        match mac {
+                            Some(m) => self.kernel.insert((u.ifindex, u.addr), m),
+                            None => self.kernel.remove(&(u.ifindex, u.addr)),
                         };
-                        match u.usable_mac() {
-                            Some(mac) if !u.deleted => {
-                                if self.cache.set(port, u.addr, mac).is_err() {
-                                    self.stats.cache_full += 1;
-                                    continue;
-                                }
-                                self.stats.resolved += 1;
-                                self.asked.remove(&(port, u.addr));
-                                programmer.set_neighbor(port, u.addr, Some(mac));
-                            }
-                            _ => {
-                                if u.state_is_failed() || u.deleted {
-                                    if self.cache.remove(port, u.addr) {
-                                        self.stats.failed += 1;
-                                    }
-                                    self.unused.remove(&(port, u.addr));
-                                    programmer.set_neighbor(port, u.addr, None);
-                                }
-                            }
+                        if let Some(port) = self.control_port_of_ifindex(u.ifindex) {
+                            self.learn(programmer, port, u.addr, mac);
                         }
                     }
                     NeighborEvent::Overrun => {
@@ -292,7 +288,50 @@ impl SlowPath {
         }
     }
 
-    fn worker_requests(&mut self) {
+    /// A neighbour's MAC became known or changed (`Some`), or it stopped being usable.
+    fn learn(&mut self, programmer: &mut Programmer, port: u16, addr: IpAddr, mac: Option<[u8; 6]>) {
+        match mac {
+            Some(mac) => {
+                if self.cache.set(port, addr, mac).is_err() {
+                    self.stats.cache_full += 1;
+                    return;
+                }
+                self.stats.resolved += 1;
+                self.asked.remove(&(port, addr));
+                programmer.set_neighbor(port, addr, Some(mac));
+            }
+            None => {
+                if self.cache.remove(port, addr) {
+                    self.stats.failed += 1;
+                }
+                self.unused.remove(&(port, addr));
+                programmer.set_neighbor(port, addr, None);
+            }
+        }
+    }
+
+    /// After the port numbering changed: the cache again holds exactly the kernel's usable
+    /// neighbours under their current control port numbers.
+    fn resync_cache(&mut self, programmer: &mut Programmer) {
+        let mut stale = Vec::new();
+        self.cache.for_each(|port, addr, _| stale.push((port, addr)));
+        for (port, addr) in stale {
+            let still = self
+                .ifindex_of_control_port(port)
+                .and_then(|ifi| self.kernel.get(&(ifi, addr)));
+            if still.is_none() {
+                self.learn(programmer, port, addr, None);
+            }
+        }
+        let known: Vec<_> = self.kernel.iter().map(|(k, m)| (*k, *m)).collect();
+        for ((ifindex, addr), mac) in known {
+            if let Some(port) = self.control_port_of_ifindex(ifindex) {
+                self.learn(programmer, port, addr, Some(mac));
+            }
+        }
+    }
+
+    fn worker_requests(&mut self, programmer: &mut Programmer) {
         let now = Instant::now();
         for i in 0..self.requests.len() {
             while let Some(r) = self.requests.get_mut(i).and_then(|c| c.pop()) {
@@ -300,7 +339,7 @@ impl SlowPath {
                     continue;
                 };
                 self.stats.requests += 1;
-                self.ask(port, addr, now);
+                self.ask(programmer, port, addr, now);
             }
         }
         if self.asked.len() > 4096 {
@@ -308,7 +347,7 @@ impl SlowPath {
         }
     }
 
-    fn ask(&mut self, port: u16, addr: IpAddr, now: Instant) {
+    fn ask(&mut self, programmer: &mut Programmer, port: u16, addr: IpAddr, now: Instant) {
         if self
             .asked
             .get(&(port, addr))
@@ -320,6 +359,11 @@ impl SlowPath {
             return;
         };
         self.asked.insert((port, addr), now);
+        if let Some(&mac) = self.kernel.get(&(ifindex, addr)) {
+            // Already known to the kernel (it will not send an event): serve it now, and
+            // still ask so that a stale entry gets re-confirmed.
+            self.learn(programmer, port, addr, Some(mac));
+        }
         self.stats.kernel_asks += 1;
         if self.netlink.resolve(ifindex, addr).is_err() {
             self.stats.netlink_errors += 1;
@@ -336,7 +380,7 @@ impl SlowPath {
             if self.cache.take_used(port, addr) || programmer.neighbor_in_use(port, addr) {
                 self.unused.remove(&(port, addr));
                 self.asked.remove(&(port, addr));
-                self.ask(port, addr, now);
+                self.ask(programmer, port, addr, now);
             } else {
                 let n = self.unused.entry((port, addr)).or_insert(0);
                 *n += 1;

@@ -50,7 +50,10 @@ pub fn decode_request(r: [u64; 4]) -> Option<(u16, IpAddr)> {
     let port = u16::try_from(r[0]).ok()?;
     match r[1] {
         4 => Some((port, IpAddr::from(u32::try_from(r[3]).ok()?.to_be_bytes()))),
-        6 => Some((port, IpAddr::from(((u128::from(r[2]) << 64) | u128::from(r[3])).to_be_bytes()))),
+        6 => Some((
+            port,
+            IpAddr::from(((u128::from(r[2]) << 64) | u128::from(r[3])).to_be_bytes()),
+        )),
         _ => None,
     }
 }
@@ -151,11 +154,7 @@ impl Counters {
     #[inline]
     fn add(&mut self, port: Option<u16>, word: usize, n: u64) {
         let Some(p) = port else { return };
-        if let Some(w) = self
-            .slots
-            .get_mut(usize::from(p))
-            .and_then(|s| s.get_mut(word))
-        {
+        if let Some(w) = self.slots.get_mut(usize::from(p)).and_then(|s| s.get_mut(word)) {
             *w += n;
             self.touched |= 1u64 << (p & 63);
         }
@@ -191,6 +190,14 @@ struct TxQueue {
 }
 
 const TX_BATCH: usize = 256;
+/// Unresolved neighbours a worker holds frames for, and frames per neighbour.
+const HOLD_NEIGHBORS: usize = 256;
+const HOLD_PER_NEIGHBOR: usize = 4;
+/// Most fragments one packet becomes (a 9000-byte jumbo frame cut for the 68-byte minimum
+/// MTU needs 186).
+const MAX_FRAGMENTS: usize = 192;
+/// Bytes of an untagged Ethernet header.
+const ETH_HEADER: usize = 14;
 /// Empty polling rounds before the worker sleeps in `poll` (1 ms at most).
 const SPIN_ROUNDS: u32 = 2048;
 
@@ -199,7 +206,10 @@ const SPIN_ROUNDS: u32 = 2048;
 pub fn run(parts: WorkerParts, shared: Arc<Shared>) {
     if let Some(cpu) = parts.cpu {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-            eprintln!("xroute-engine: worker {}: could not pin to CPU {cpu}", parts.index);
+            eprintln!(
+                "xroute-engine: worker {}: could not pin to CPU {cpu}",
+                parts.index
+            );
         }
     }
     let mut w = Worker::new(parts, shared);
@@ -224,6 +234,8 @@ struct Worker {
     descs: [Desc; MAX_BATCH],
     verdicts: [Verdict; MAX_BATCH],
     hold: HoldQueues<Held>,
+    /// What one poll of the hold queues gave back: the MAC, or `None` when it expired.
+    released: Vec<(Held, Option<[u8; 6]>)>,
     icmp: TokenBucket,
     counters: Counters,
     /// A copy of a frame being turned into an ICMP error or fragments.
@@ -273,7 +285,8 @@ impl Worker {
             txq,
             descs: [Desc::default(); MAX_BATCH],
             verdicts: [Verdict::ToKernel; MAX_BATCH],
-            hold: HoldQueues::new(256, crate::neighbor::HOLD_LEN, 3_000, 1_000),
+            hold: HoldQueues::new(HOLD_NEIGHBORS, HOLD_PER_NEIGHBOR, 3_000, 1_000),
+            released: Vec::with_capacity(HOLD_NEIGHBORS * HOLD_PER_NEIGHBOR),
             counters: Counters::new(),
             copy: vec![0u8; frame_size].into_boxed_slice(),
             poll,
@@ -406,45 +419,25 @@ impl Worker {
             return;
         }
         let neighbors = &self.shared.neighbors;
-        let mut released: [(Held, [u8; 6]); 32] = [(
-            Held {
-                addr: 0,
-                len: 0,
-                egress: 0,
-                ingress: None,
-                frag_mtu: 0,
-            },
-            [0; 6],
-        ); 32];
-        let mut n_released = 0;
-        let mut overflow = false;
-        let umem = &mut self.umem;
-        let counters = &mut self.counters;
         let requests = &mut self.requests;
+        self.released.clear();
+        let out = std::cell::RefCell::new(&mut self.released);
         self.hold.poll(
             self.now_ms,
             |port, addr| neighbors.get(port, addr),
-            |h, mac| match released.get_mut(n_released) {
-                Some(slot) => {
-                    *slot = (h, mac);
-                    n_released += 1;
-                }
-                None => {
-                    overflow = true;
-                    let _ = umem.free(h.addr);
-                    counters.drop(h.ingress, DropReason::NeighborHoldFull);
-                }
-            },
-            |h| {
-                let _ = umem.free(h.addr);
-                counters.drop(h.ingress, DropReason::NeighborFailed);
-            },
+            |h, mac| out.borrow_mut().push((h, Some(mac))),
+            |h| out.borrow_mut().push((h, None)),
             |port, addr| {
                 let _ = requests.push(encode_request(port, addr));
             },
         );
-        let _ = overflow;
-        for &(h, mac) in released.iter().take(n_released) {
+        let released = std::mem::take(&mut self.released);
+        for &(h, mac) in &released {
+            let Some(mac) = mac else {
+                let _ = self.umem.free(h.addr);
+                self.counters.drop(h.ingress, DropReason::NeighborFailed);
+                continue;
+            };
             let d = Desc {
                 addr: h.addr,
                 len: h.len,
@@ -474,6 +467,7 @@ impl Worker {
                 ctx.enqueue(d, h.egress, h.ingress);
             }
         }
+        self.released = released;
     }
 
     /// Sends every queued batch, kicks the kernel, and takes back completed frames.
@@ -579,11 +573,7 @@ fn handle(
                 (_, None) => c.discard(d, ingress, DropReason::PortDown),
             }
         }
-        Verdict::Fragment {
-            port,
-            mtu,
-            adjacency,
-        } => {
+        Verdict::Fragment { port, mtu, adjacency } => {
             let Some(adj) = view.adjacency(adjacency) else {
                 c.discard(d, ingress, DropReason::PortDown);
                 return;
@@ -630,7 +620,7 @@ impl Ctx<'_> {
     /// Writes the destination and source MACs; false (frame freed) if it cannot be read.
     fn set_macs(&mut self, d: Desc, dst: [u8; 6], src: [u8; 6]) -> bool {
         match self.umem.frame_mut(d.addr, d.len as usize) {
-            Some(f) if f.len() >= EthernetFrame::<&[u8]>::HEADER_LEN => {
+            Some(f) if f.len() >= ETH_HEADER => {
                 let mut eth = EthernetFrame::new_unchecked(f);
                 eth.set_dst_addr(dst);
                 eth.set_src_addr(src);
@@ -683,48 +673,71 @@ impl Ctx<'_> {
 
     /// Cuts an IPv4 packet into fragments for `mtu`, each in its own frame with the given MACs.
     fn fragment(&mut self, d: Desc, mtu: u16, port: u16, ingress: Option<u16>, dst: [u8; 6], src: [u8; 6]) {
+        // The copy buffer is lent out of `self` while the fragments are written from it.
+        let copy = std::mem::take(&mut self.copy);
+        self.fragment_from(&mut *copy, d, mtu, port, ingress, (dst, src));
+        self.copy = copy;
+    }
+
+    fn fragment_from(
+        &mut self,
+        copy: &'_ mut [u8],
+        d: Desc,
+        mtu: u16,
+        port: u16,
+        ingress: Option<u16>,
+        (dst, src): ([u8; 6], [u8; 6]),
+    ) {
         let len = d.len as usize;
-        let copied = match (self.umem.frame(d.addr, len), self.copy.get_mut(..len)) {
+        let copied = match (self.umem.frame(d.addr, len), copy.get_mut(..len)) {
             (Some(f), Some(c)) => {
                 c.copy_from_slice(f);
                 true
             }
             _ => false,
         };
-        // The original frame is not needed any more: reuse it for the first fragment.
         let _ = self.umem.free(d.addr);
         if !copied {
             self.counters.drop(ingress, DropReason::Truncated);
             return;
         }
-        let Some(original) = self.copy.get(..len) else {
-            return;
-        };
+        let original: &[u8] = copy.get(..len).unwrap_or_default();
         let frag = match Fragmenter::new(original, mtu) {
             Ok(f) => f,
-            Err(_) => {
-                self.counters.drop(ingress, DropReason::TooBig);
+            Err(e) => {
+                self.counters.drop(ingress, e.drop_reason());
                 return;
             }
         };
+        // All frames first: a partial set of fragments is useless to the receiver.
+        let n = frag.count();
+        let mut addrs = [0u64; MAX_FRAGMENTS];
+        let Some(addrs) = addrs.get_mut(..n) else {
+            self.counters.drop(ingress, DropReason::TooBig);
+            return;
+        };
+        let got = self.umem.alloc_batch(addrs);
+        if got < n {
+            for a in addrs.iter().take(got) {
+                let _ = self.umem.free(*a);
+            }
+            self.counters.drop(ingress, DropReason::NoFrame);
+            return;
+        }
         let frame_size = self.umem.frame_size() as usize;
-        for i in 0..frag.count() {
-            let Some(addr) = self.umem.alloc() else {
-                self.counters.drop(ingress, DropReason::NoFrame);
-                return;
-            };
+        for (i, &addr) in addrs.iter().enumerate() {
             let written = self
                 .umem
                 .frame_mut(addr, frame_size)
                 .and_then(|buf| frag.write(i, buf));
-            let Some(n) = written else {
+            let Some(flen) = written else {
                 let _ = self.umem.free(addr);
                 self.counters.drop(ingress, DropReason::TooBig);
-                return;
+                continue;
             };
             let fd = Desc {
                 addr,
-                len: n as u32,
+                len: flen as u32,
                 options: 0,
             };
             if self.set_macs(fd, dst, src) {
@@ -845,7 +858,9 @@ mod tests {
             .map(|_| std::sync::atomic::AtomicU64::new(0))
             .collect();
         c.publish(2, &segment);
-        let at = |core, port, w| segment[stats::slot_offset(core, port) + w].load(Ordering::Relaxed);
+        let at = |core: usize, port: usize, w: usize| {
+            segment[stats::slot_offset(core, port) + w].load(Ordering::Relaxed)
+        };
         assert_eq!(at(2, 3, counter::RX_PACKETS), 5);
         assert_eq!(at(2, 3, counter::DROPS + DropReason::NoRoute as usize), 1);
         assert_eq!(at(0, 3, counter::RX_PACKETS), 0);
