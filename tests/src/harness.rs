@@ -154,24 +154,31 @@ impl NetNs {
     /// A single-queue veth pair from `a` here to `b` in `peer`, both up: a link between two
     /// hosts.
     pub fn veth_to(&self, a: &str, peer: &NetNs, b: &str) {
+        self.veth_to_queues(a, peer, b, 1);
+    }
+
+    /// A veth pair from `a` here to `b` in `peer` with `queues` receive and transmit queues on
+    /// each end, both up.
+    pub fn veth_to_queues(&self, a: &str, peer: &NetNs, b: &str, queues: u32) {
+        let q = queues.to_string();
         self.exec(&[
             "ip",
             "link",
             "add",
             a,
             "numtxqueues",
-            "1",
+            &q,
             "numrxqueues",
-            "1",
+            &q,
             "type",
             "veth",
             "peer",
             "name",
             b,
             "numtxqueues",
-            "1",
+            &q,
             "numrxqueues",
-            "1",
+            &q,
         ]);
         self.exec(&["ip", "link", "set", b, "netns", &peer.name]);
         self.exec(&["ip", "link", "set", a, "up"]);

@@ -17,3 +17,4 @@ pub fn real_table() -> Option<PathBuf> {
 }
 
 pub mod harness;
+pub mod router;

@@ -10,188 +10,10 @@
 //! entry, a UDP stream complete and in order while malformed frames are thrown at the router
 //! (each counted under its reason), and a clean stop (XDP detached). Needs root.
 
-use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-use xroute_tests::harness::{bin, root_or_skip, wait_for, NetNs, Proc, TempDir};
-
-struct Topology {
-    a: NetNs,
-    r: NetNs,
-    b: NetNs,
-    dir: TempDir,
-    engine: Option<Proc>,
-    control: Option<Proc>,
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-impl Topology {
-    fn new() -> Self {
-        let (a, r, b) = (NetNs::new(), NetNs::new(), NetNs::new());
-        r.veth_to("r0", &a, "a0");
-        r.veth_to("r1", &b, "b0");
-        for (ns, cmds) in [
-            (
-                &a,
-                vec![
-                    // The hosts' kernels leave UDP/TCP checksums to "hardware" on veth
-                    // (CHECKSUM_PARTIAL); a router that forwards the bytes, as AF_XDP does,
-                    // would pass them on unfinished. Real NICs put finished checksums on the
-                    // wire, so the hosts here do too.
-                    "ethtool -K a0 tx off",
-                    "ip addr add 192.0.2.2/24 dev a0",
-                    "ip -6 addr add 2001:db8:1::2/64 dev a0 nodad",
-                    "ip route add default via 192.0.2.1",
-                    "ip -6 route add default via 2001:db8:1::1",
-                ],
-            ),
-            (
-                &r,
-                vec![
-                    "sysctl -qw net.ipv4.ip_forward=0",
-                    "sysctl -qw net.ipv6.conf.all.forwarding=0",
-                    "ip addr add 192.0.2.1/24 dev r0",
-                    "ip -6 addr add 2001:db8:1::1/64 dev r0 nodad",
-                    "ip link set r1 mtu 1400",
-                    "ip addr add 198.51.100.1/24 dev r1",
-                    "ip -6 addr add 2001:db8:2::1/64 dev r1 nodad",
-                ],
-            ),
-            (
-                &b,
-                vec![
-                    "ethtool -K b0 tx off",
-                    // The B link's MTU (both ends: veth drops frames above the receiver's).
-                    "ip link set b0 mtu 1400",
-                    "ip addr add 198.51.100.2/24 dev b0",
-                    "ip -6 addr add 2001:db8:2::2/64 dev b0 nodad",
-                    "ip addr add 203.0.113.1/32 dev lo",
-                    "ip -6 addr add 2001:db8:3::1/128 dev lo",
-                    "ip route add default via 198.51.100.1",
-                    "ip -6 route add default via 2001:db8:2::1",
-                ],
-            ),
-        ] {
-            for c in cmds {
-                let args: Vec<&str> = c.split(' ').collect();
-                let o = ns.exec(&args);
-                assert!(o.status.success(), "{c}: {}", text(&o));
-            }
-        }
-        let dir = TempDir::new("/dev/shm");
-        std::fs::create_dir_all(dir.path().join("run")).unwrap();
-        Self {
-            a,
-            r,
-            b,
-            dir,
-            engine: None,
-            control: None,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn start(&mut self) {
-        let config = format!(
-            "[router]\nrun-dir = \"{run}\"\nshm-dir = \"{shm}\"\n\n\
-             [[interface]]\nname = \"r0\"\naddress = [\"192.0.2.1/24\", \"2001:db8:1::1/64\"]\n\n\
-             [[interface]]\nname = \"r1\"\naddress = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]\nmtu = 1400\n\n\
-             [[route]]\nprefix = \"203.0.113.0/24\"\nvia = \"198.51.100.2\"\n\n\
-             [[route]]\nprefix = \"2001:db8:3::/48\"\nvia = \"2001:db8:2::2\"\n",
-            run = self.path("run").display(),
-            shm = self.dir.path().display(),
-        );
-        std::fs::write(self.path("xroute.toml"), config).unwrap();
-        let mut cmd = self.r.command(&bin("xroute-engine"));
-        cmd.args(["run", "--port", "r0", "--port", "r1", "--cores", "0", "--shm-dir"])
-            .arg(self.dir.path())
-            .arg("--run-dir")
-            .arg(self.path("run"));
-        let engine = Proc::spawn("xroute-engine", cmd, self.path("engine.log"));
-        let log = self.path("engine.log");
-        wait_for("the engine to start forwarding", Duration::from_secs(20), || {
-            let t = std::fs::read_to_string(&log).unwrap_or_default();
-            assert!(!t.contains("error:"), "engine failed: {t}");
-            t.contains("forwarding on").then_some(())
-        });
-        self.engine = Some(engine);
-        let mut cmd = self.r.command(&bin("xroute-control"));
-        cmd.arg("--config").arg(self.path("xroute.toml"));
-        self.control = Some(Proc::spawn("xroute-control", cmd, self.path("control.log")));
-        let sock = self.path("run/default/control.sock");
-        wait_for("the control socket", Duration::from_secs(20), || {
-            std::os::unix::net::UnixStream::connect(&sock).ok().map(|_| ())
-        });
-        let v = self.ctl(&["fib", "wait", "--timeout", "30"]);
-        assert!(v.is_object(), "{v}");
-    }
-
-    fn ctl(&self, args: &[&str]) -> Value {
-        let out = Command::new(bin("xroutectl"))
-            .arg("--socket")
-            .arg(self.path("run/default/control.sock"))
-            .arg("--json")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "xroutectl {args:?}: {}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// A port's counter from `xroutectl counters` (a drop reason or rx/tx field).
-    fn counter(&self, port: &str, name: &str) -> u64 {
-        let v = self.ctl(&["counters"]);
-        let p = v["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == port)
-            .unwrap_or_else(|| panic!("no port {port} in {v}"));
-        p.get(name)
-            .and_then(Value::as_u64)
-            .or_else(|| p["drops"][name].as_u64())
-            .or_else(|| {
-                p["drops"]
-                    .as_array()
-                    .and_then(|d| d.iter().find(|e| e[0] == name).and_then(|e| e[1].as_u64()))
-            })
-            .unwrap_or_else(|| panic!("no counter {name} in {p}"))
-    }
-
-    fn logs(&self) -> String {
-        let mut s = String::new();
-        for p in [&self.engine, &self.control].into_iter().flatten() {
-            s.push_str(&format!("--- {}:\n{}\n", p.name, p.log_text()));
-        }
-        s
-    }
-}
-
-/// Runs a command in `ns` and returns its output whatever its exit status.
-fn try_exec(ns: &NetNs, args: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ping(ns: &NetNs, args: &[&str]) -> Output {
-    let mut a = vec!["timeout", "20", "ping", "-n", "-i", "0.2", "-W", "2"];
-    a.extend_from_slice(args);
-    try_exec(ns, &a)
-}
+use xroute_tests::harness::{root_or_skip, wait_for, NetNs, Proc};
+use xroute_tests::router::{ping, text, try_exec, Topology};
 
 /// Sends `count` numbered UDP datagrams from A to B at a bounded rate while B records them;
 /// `during` runs while the stream flows. Returns what B received, in arrival order.
@@ -286,10 +108,10 @@ fn forwards_between_hosts_like_a_router() {
     if !root_or_skip("forwards_between_hosts_like_a_router") {
         return;
     }
-    let mut t = Topology::new();
+    let mut t = Topology::new(1);
     // Without the engine the router's kernel does not forward: the path is really the engine's.
     assert!(!ping(&t.a, &["-c", "1", "198.51.100.2"]).status.success());
-    t.start();
+    t.start("0");
     let r0_mac = text(&t.r.exec(&["cat", "/sys/class/net/r0/address"]))
         .trim()
         .to_string();
