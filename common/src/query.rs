@@ -16,6 +16,8 @@ pub enum EngineRequest {
     Adjacencies,
     /// The ports the control process announced.
     Ports,
+    /// The neighbours the data plane has resolved (through the kernel's ARP / ND).
+    Neighbors,
 }
 
 /// One member of the group a lookup found.
@@ -50,7 +52,16 @@ pub enum EngineReply {
     Lookup { results: Vec<LookupResult> },
     Adjacencies { adjacencies: Vec<LookupMember> },
     Ports { ports: Vec<PortInfo> },
+    Neighbors { neighbors: Vec<NeighborInfo> },
     Error { message: String },
+}
+
+/// A resolved neighbour: the control process's port number, its address and MAC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighborInfo {
+    pub port: u16,
+    pub address: IpAddr,
+    pub mac: String,
 }
 
 /// A port as the engine knows it.

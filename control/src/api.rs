@@ -182,16 +182,18 @@ pub struct InterfaceEntry {
     pub addresses: Vec<String>,
 }
 
-/// `neighbors`: the next hops the engine forwards to.
+/// `neighbors`: the neighbours the engine resolved (gateways and directly connected hosts it
+/// forwarded to) and the gateways it still waits for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NeighborEntry {
-    pub address: Option<IpAddr>,
+    pub address: IpAddr,
     pub dev: Option<String>,
     pub port: u16,
     pub mac: Option<String>,
-    /// reachable (MAC known) or incomplete.
+    /// reachable (MAC known) or incomplete (a gateway not resolved yet).
     pub state: String,
-    pub adjacency: u32,
+    /// The FIB adjacency of a gateway; none for a connected host.
+    pub adjacency: Option<u32>,
 }
 
 /// `counters`, one port.

@@ -676,32 +676,51 @@ async fn handle_request(state: &Mutex<State>, req: Request) -> Reply {
         }
         Request::Neighbors => {
             let path = lock(state).engine_socket();
-            match ask_engine(&path, &EngineRequest::Adjacencies).await {
-                Ok(EngineReply::Adjacencies { adjacencies }) => {
+            let adjacencies = ask_engine(&path, &EngineRequest::Adjacencies).await;
+            let neighbors = ask_engine(&path, &EngineRequest::Neighbors).await;
+            match (adjacencies, neighbors) {
+                (Ok(EngineReply::Adjacencies { adjacencies }), Ok(EngineReply::Neighbors { neighbors })) => {
                     let s = lock(state);
-                    let mut v: Vec<NeighborEntry> = adjacencies
-                        .into_iter()
-                        .filter(|a| a.action == "forward" && a.next_hop.is_some())
-                        .map(|a| NeighborEntry {
-                            address: a.next_hop,
-                            dev: s.port_name(a.port),
-                            port: a.port,
-                            state: if a.mac.is_some() {
-                                "reachable"
-                            } else {
-                                "incomplete"
-                            }
-                            .into(),
-                            mac: a.mac,
-                            adjacency: a.adjacency,
+                    let gateway = |port: u16, addr: std::net::IpAddr| {
+                        adjacencies
+                            .iter()
+                            .find(|a| a.action == "forward" && a.port == port && a.next_hop == Some(addr))
+                            .map(|a| a.adjacency)
+                    };
+                    let mut v: Vec<NeighborEntry> = neighbors
+                        .iter()
+                        .map(|n| NeighborEntry {
+                            address: n.address,
+                            dev: s.port_name(n.port),
+                            port: n.port,
+                            mac: Some(n.mac.clone()),
+                            state: "reachable".into(),
+                            adjacency: gateway(n.port, n.address),
                         })
                         .collect();
+                    for a in &adjacencies {
+                        let Some(nh) = a.next_hop else { continue };
+                        if a.action != "forward" || v.iter().any(|e| e.port == a.port && e.address == nh) {
+                            continue;
+                        }
+                        v.push(NeighborEntry {
+                            address: nh,
+                            dev: s.port_name(a.port),
+                            port: a.port,
+                            mac: None,
+                            state: "incomplete".into(),
+                            adjacency: Some(a.adjacency),
+                        });
+                    }
                     v.sort_by_key(|a| (a.port, a.address));
+                    v.dedup_by_key(|a| (a.port, a.address));
                     Reply::ok(v)
                 }
-                Ok(EngineReply::Error { message }) => Reply::error(format!("engine: {message}")),
-                Ok(_) => Reply::error("engine: unexpected reply"),
-                Err(e) => Reply::error(format!("{e:#}")),
+                (Ok(EngineReply::Error { message }), _) | (_, Ok(EngineReply::Error { message })) => {
+                    Reply::error(format!("engine: {message}"))
+                }
+                (Err(e), _) | (_, Err(e)) => Reply::error(format!("{e:#}")),
+                _ => Reply::error("engine: unexpected reply"),
             }
         }
         other => lock(state).handle(&other),

@@ -234,6 +234,13 @@ impl Programmer {
         changed
     }
 
+    /// The resolved neighbours, sorted by (port, address).
+    pub fn neighbors(&self) -> Vec<(u16, IpAddr, [u8; 6])> {
+        let mut v: Vec<_> = self.neighbors.iter().map(|(&(p, a), &m)| (p, a, m)).collect();
+        v.sort();
+        v
+    }
+
     /// True if some forwarding adjacency sends to `addr` on `port` (its neighbour must be kept
     /// confirmed even though the workers never look it up: the adjacency carries the MAC).
     pub fn neighbor_in_use(&self, port: u16, addr: IpAddr) -> bool {

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use xroute_common::delta::RawRecord;
-use xroute_common::query::{format_mac, EngineReply, EngineRequest, LookupMember, LookupResult, PortInfo};
+use xroute_common::query::{
+    format_mac, EngineReply, EngineRequest, LookupMember, LookupResult, NeighborInfo, PortInfo,
+};
 use xroute_common::shm::{word, ChannelFile, Consumer, EngineState, ShmError, DEFAULT_CAPACITY};
 
 /// Where the engine finds its channel and puts its socket.
@@ -277,6 +279,17 @@ pub fn answer(req: &EngineRequest, programmer: &Mutex<Programmer>) -> EngineRepl
                 .adjacencies()
                 .iter()
                 .filter_map(|(id, _, adj)| adj.as_ref().map(|a| member(id.0, 0, a)))
+                .collect(),
+        },
+        EngineRequest::Neighbors => EngineReply::Neighbors {
+            neighbors: p
+                .neighbors()
+                .into_iter()
+                .map(|(port, address, mac)| NeighborInfo {
+                    port,
+                    address,
+                    mac: format_mac(mac),
+                })
                 .collect(),
         },
         EngineRequest::Ports => EngineReply::Ports {

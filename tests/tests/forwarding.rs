@@ -157,6 +157,27 @@ fn forwards_between_hosts_like_a_router() {
         neigh.contains("198.51.100.2") && neigh.contains(&b_mac) && !neigh.contains("PERMANENT"),
         "{neigh}"
     );
+    let n = t.ctl(&["neighbors"]);
+    let entry = n
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["address"] == "198.51.100.2")
+        .unwrap_or_else(|| panic!("B among the engine's neighbours: {n}"));
+    assert_eq!(entry["mac"], b_mac.as_str(), "{n}");
+    assert_eq!(entry["dev"], "r1");
+    assert_eq!(entry["state"], "reachable");
+    assert!(
+        !entry["adjacency"].is_null(),
+        "B is also the gateway of 203.0.113.0/24: {n}"
+    );
+    assert!(
+        n.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["address"] == "192.0.2.2" && e["dev"] == "r0"),
+        "A, a connected host the engine forwarded to: {n}"
+    );
     let lookup = t.ctl(&["fib", "lookup", "203.0.113.1"]);
     assert!(
         lookup.to_string().contains(&b_mac),

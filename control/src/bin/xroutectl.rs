@@ -301,9 +301,7 @@ fn run(cli: Cli) -> Result<()> {
                 print_json(&v)?;
             } else {
                 for n in &v {
-                    let addr = n
-                        .address
-                        .map_or_else(|| "(connected)".to_string(), |a| a.to_string());
+                    let addr = n.address;
                     let dev = n.dev.clone().unwrap_or_else(|| format!("port{}", n.port));
                     match &n.mac {
                         Some(m) => println!("{addr} dev {dev} lladdr {m} REACHABLE"),
