@@ -791,6 +791,45 @@ mod tests {
     }
 
     #[test]
+    fn resolved_neighbours_reach_the_adjacencies_toward_them() {
+        let mut p = Programmer::new();
+        let mut f = Feed(0);
+        p.apply(&f.records(&base(1)));
+        let macs = |p: &Programmer, addr: &str| -> Vec<Option<[u8; 6]>> {
+            let a = p.lookup(addr.parse().unwrap()).unwrap();
+            a.members.iter().map(|(_, _, adj)| adj.dst_mac).collect()
+        };
+        assert_eq!(macs(&p, "203.0.113.1"), vec![None], "unresolved at first");
+        let gw: IpAddr = "192.0.2.2".parse().unwrap();
+        let mac = [0x02, 0xaa, 0, 0, 0, 1];
+        assert_eq!(p.set_neighbor(0, gw, Some(mac)), 1, "one adjacency toward it");
+        assert_eq!(p.set_neighbor(0, gw, Some(mac)), 0, "no change, no write");
+        assert_eq!(macs(&p, "203.0.113.1"), vec![Some(mac)]);
+        assert!(p.neighbor_in_use(0, gw));
+        assert!(
+            !p.neighbor_in_use(1, gw),
+            "same address on another port is another neighbour"
+        );
+        // An adjacency the control process (re)defines later starts resolved.
+        p.apply(&f.records(&[Delta::AdjacencySet {
+            id: 5,
+            adjacency: AdjacencySpec {
+                mtu: 9000,
+                ..adj(0, "192.0.2.2")
+            },
+        }]));
+        p.apply(&f.records(&group(3, &[5])));
+        p.apply(&f.records(&[route("192.0.2.0/25", 3)]));
+        assert_eq!(macs(&p, "192.0.2.1"), vec![Some(mac)]);
+        assert_eq!(p.neighbors(), vec![(0, gw, mac)]);
+        // Failed: every adjacency toward it goes back to resolution.
+        assert_eq!(p.set_neighbor(0, gw, None), 2);
+        assert_eq!(macs(&p, "203.0.113.1"), vec![None]);
+        assert_eq!(macs(&p, "192.0.2.1"), vec![None]);
+        assert!(p.neighbors().is_empty());
+    }
+
+    #[test]
     fn incremental_changes_and_bad_references() {
         let mut p = Programmer::new();
         let mut f = Feed(0);
