@@ -1,7 +1,9 @@
 # Shared by scripts/demo.sh and scripts/bench-control.sh (sourced, not run): a network namespace
 # with one veth port, and the two xroute daemons inside it.
 # The caller sets BIN (release binaries), DIR (scratch directory, removed on cleanup), NS (the
-# namespace) and PORT (the router's interface name), and traps router_cleanup.
+# namespace) and PORT (the router's interface name), optionally ENGINE_ARGS (extra arguments of
+# `xroute-engine run`, e.g. its ports) and EXTRA_NS (more namespaces to delete), and traps
+# router_cleanup.
 
 ENGINE_PID=
 CONTROL_PID=
@@ -26,6 +28,9 @@ router_cleanup() {
     done
     wait 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
+    for ns in ${EXTRA_NS:-}; do
+        ip netns del "$ns" 2>/dev/null || true
+    done
     rm -rf "$DIR"
 }
 
@@ -40,7 +45,8 @@ wait_socket() {
 
 start_engine() {
     rm -f "$DIR/run/default/engine.sock"
-    ip netns exec "$NS" "$BIN/xroute-engine" run --shm-dir "$DIR" --run-dir "$DIR/run" >>"$DIR/engine.log" 2>&1 &
+    # shellcheck disable=SC2086 # ENGINE_ARGS is a list of words
+    ip netns exec "$NS" "$BIN/xroute-engine" run --shm-dir "$DIR" --run-dir "$DIR/run" ${ENGINE_ARGS:-} >>"$DIR/engine.log" 2>&1 &
     ENGINE_PID=$!
     wait_socket "$DIR/run/default/engine.sock"
 }

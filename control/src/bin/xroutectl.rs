@@ -412,9 +412,14 @@ fn print_lookup(e: &FibLookupEntry) {
                     .next_hop
                     .map_or_else(|| "directly".to_string(), |v| format!("via {v}"));
                 let dev = m.port_name.clone().unwrap_or_else(|| format!("port{}", m.port));
-                let mac = m.mac.clone().unwrap_or_else(|| "unresolved".into());
+                // A connected route's hosts are resolved one by one (see `neighbors`).
+                let mac = match (&m.mac, m.next_hop) {
+                    (Some(mac), _) => format!(" mac {mac}"),
+                    (None, Some(_)) => " mac unresolved".into(),
+                    (None, None) => String::new(),
+                };
                 line.push_str(&format!(
-                    "\n\t{via} dev {dev} port {} mac {mac} mtu {} weight {}",
+                    "\n\t{via} dev {dev} port {}{mac} mtu {} weight {}",
                     m.port, m.mtu, m.weight
                 ));
             }

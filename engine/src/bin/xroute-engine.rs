@@ -190,7 +190,10 @@ fn run_engine(opts: ServiceOptions, dp: DataplaneConfig) -> Result<()> {
             s.mode,
             s.fallback
                 .as_deref()
-                .map(|f| format!(" (zero-copy not available: {f})"))
+                .map(|f| format!(
+                    " (zero-copy refused: {})",
+                    f.trim_end_matches("; use copy or auto mode")
+                ))
                 .unwrap_or_default()
         );
     }

@@ -86,6 +86,21 @@ pub fn allowed_cpus() -> Vec<usize> {
         .collect()
 }
 
+/// Opens a socket, retrying for a moment while the queue is busy: the kernel releases the
+/// queue of a closed socket (a previous engine's, say after `kill -9`) in deferred work.
+fn open_socket(umem: &mut Umem, name: &str, queue: u32, cfg: &SocketConfig) -> Result<XskSocket, XskError> {
+    let mut tries = 0;
+    loop {
+        match XskSocket::new(umem, name, queue, cfg) {
+            Err(XskError::QueueBusy { .. }) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Dataplane {
     /// Checks `cfg`, attaches XDP, opens every socket and starts the workers. Returns the
     /// workers and the slow path to run on the FIB writer thread.
@@ -121,7 +136,7 @@ impl Dataplane {
             let mut socket_port = Vec::with_capacity(w.queues.len());
             for &(port, queue) in &w.queues {
                 let name = cfg.ports.get(port).map(String::as_str).unwrap_or_default();
-                let sock = XskSocket::new(&mut umem, name, queue, &sock_cfg)?;
+                let sock = open_socket(&mut umem, name, queue, &sock_cfg)?;
                 reports.push(SocketReport {
                     worker: index,
                     cpu: w.cpu,

@@ -265,7 +265,9 @@ impl SlowPath {
             for e in &events {
                 match e {
                     NeighborEvent::Neighbor(u) => {
-                        if !self.ifindexes.contains(&u.ifindex) {
+                        // Multicast "neighbours" (the kernel's NOARP entries for groups it
+                        // joined) are never a next hop.
+                        if !self.ifindexes.contains(&u.ifindex) || u.addr.is_multicast() {
                             continue;
                         }
                         let mac = u.usable_mac();
