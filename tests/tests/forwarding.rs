@@ -148,6 +148,11 @@ fn forwards_between_hosts_like_a_router() {
         assert!(o.status.success(), "ping the router at {dst}: {}", text(&o));
     }
 
+    // What the XDP program passed to the kernel shows as the port's to_kernel counter.
+    wait_for("r0's to_kernel counter", Duration::from_secs(5), || {
+        (t.counter("r0", "to_kernel") >= 4).then_some(())
+    });
+
     // Next hops were learnt dynamically: no static neighbour anywhere, yet the router knows B.
     let neigh = text(&t.r.exec(&["ip", "neigh", "show", "dev", "r1"]));
     let b_mac = text(&t.b.exec(&["cat", "/sys/class/net/b0/address"]))

@@ -5,6 +5,10 @@ use crate::xsk::BindMode;
 use std::path::Path;
 use xroute_common::stats::{MAX_CORES, MAX_PORTS};
 
+/// Workers the stats segment has slots for: the last core slot belongs to the slow path (it
+/// publishes what the XDP programs passed to the kernel there).
+pub const MAX_WORKERS: usize = MAX_CORES - 1;
+
 /// Ports, queues, cores and AF_XDP sizing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataplaneConfig {
@@ -58,7 +62,7 @@ pub enum ConfigError {
     DuplicateCore { core: usize },
     #[error("core {core} is not available to this process (allowed CPUs: {allowed})")]
     NoSuchCore { core: usize, allowed: String },
-    #[error("{0} cores given; the engine supports at most {MAX_CORES} workers")]
+    #[error("{0} cores given; the engine supports at most {MAX_WORKERS} workers")]
     TooManyCores(usize),
     #[error(
         "{port}: --queues {asked} but the interface has {available} receive queue(s) (see `ethtool \
@@ -135,7 +139,7 @@ impl DataplaneConfig {
         if self.cores.is_empty() {
             return Err(ConfigError::NoCores);
         }
-        if self.cores.len() > MAX_CORES {
+        if self.cores.len() > MAX_WORKERS {
             return Err(ConfigError::TooManyCores(self.cores.len()));
         }
         for (i, &c) in self.cores.iter().enumerate() {

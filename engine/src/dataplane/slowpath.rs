@@ -30,6 +30,10 @@ const ADDRESS_PERIOD: Duration = Duration::from_secs(1);
 const REFRESH_PERIOD: Duration = Duration::from_secs(15);
 /// Refresh periods a neighbour may go unused before the engine forgets it.
 const UNUSED_PERIODS: u32 = 20;
+/// How often the XDP programs' counters are copied into the stats segment.
+const XDP_COUNTER_PERIOD: Duration = Duration::from_millis(500);
+/// The stats slot (core index) the slow path writes: the one after the last worker's.
+const SLOW_PATH_SLOT: usize = xroute_common::stats::MAX_CORES - 1;
 /// The kernel is asked about one neighbour at most this often.
 const ASK_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -66,6 +70,7 @@ pub struct SlowPath {
     port_addrs: Vec<(Option<Ipv4Addr>, Option<Ipv6Addr>)>,
     last_addresses: Option<Instant>,
     last_refresh: Instant,
+    last_xdp_counters: Instant,
     stats: SlowPathStats,
 }
 
@@ -120,6 +125,7 @@ impl SlowPath {
             port_addrs: vec![(None, None); n],
             last_addresses: None,
             last_refresh: Instant::now(),
+            last_xdp_counters: Instant::now(),
             stats: SlowPathStats::default(),
         };
         let _ = s.netlink.request_neighbor_dump();
@@ -151,6 +157,10 @@ impl SlowPath {
             self.sync_addresses();
         }
         self.kernel_events(programmer);
+        if self.last_xdp_counters.elapsed() >= XDP_COUNTER_PERIOD {
+            self.last_xdp_counters = Instant::now();
+            self.publish_xdp_counters();
+        }
         self.worker_requests(programmer);
         if self.last_refresh.elapsed() >= REFRESH_PERIOD {
             self.last_refresh = Instant::now();
@@ -391,6 +401,31 @@ impl SlowPath {
                     self.cache.remove(port, addr);
                     programmer.set_neighbor(port, addr, None);
                 }
+            }
+        }
+    }
+
+    /// Frames each port's XDP program passed to the kernel (the router's own traffic, ARP,
+    /// ND, multicast; and transit on a queue without a socket) become the port's `to_kernel`
+    /// counter, in the slow path's own stats slot.
+    fn publish_xdp_counters(&mut self) {
+        let words = self.shared.stats.stats_words();
+        for (i, prog) in self.programs.iter().enumerate() {
+            let Ok(c) = prog.counters() else { continue };
+            let Some(port) = self
+                .names
+                .get(i)
+                .and_then(|n| self.control_ports.iter().find(|(_, s)| &s.name_str() == n))
+                .and_then(|(p, _)| usize::try_from(*p).ok())
+            else {
+                continue;
+            };
+            let to_kernel =
+                c[xroute_bpf::Counter::ToKernel as usize] + c[xroute_bpf::Counter::NoSocket as usize];
+            let at = xroute_common::stats::slot_offset(SLOW_PATH_SLOT, port)
+                + xroute_common::stats::counter::TO_KERNEL;
+            if let Some(w) = words.get(at) {
+                w.store(to_kernel, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
