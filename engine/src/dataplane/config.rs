@@ -5,6 +5,9 @@ use crate::xsk::BindMode;
 use std::path::Path;
 use xroute_common::stats::{MAX_CORES, MAX_PORTS};
 
+/// Default empty rounds before a worker sleeps (a round costs well under a microsecond).
+pub const DEFAULT_SPIN_ROUNDS: u32 = 64;
+
 /// Workers the stats segment has slots for: the last core slot belongs to the slow path (it
 /// publishes what the XDP programs passed to the kernel there).
 pub const MAX_WORKERS: usize = MAX_CORES - 1;
@@ -27,6 +30,8 @@ pub struct DataplaneConfig {
     pub ring_size: u32,
     /// ICMP errors per second per worker (token bucket, burst of a tenth of a second).
     pub icmp_rate: u32,
+    /// Empty polling rounds before a worker sleeps in `poll()` until traffic arrives.
+    pub spin_rounds: u32,
     /// Flow hash seed (ECMP), so that routers in series spread flows differently.
     pub hash_seed: u64,
 }
@@ -42,6 +47,7 @@ impl Default for DataplaneConfig {
             frames: None,
             ring_size: 2048,
             icmp_rate: 1000,
+            spin_rounds: DEFAULT_SPIN_ROUNDS,
             hash_seed: 0,
         }
     }

@@ -184,6 +184,7 @@ impl Dataplane {
             neighbors,
             stats,
             icmp_rate: cfg.icmp_rate,
+            spin_rounds: cfg.spin_rounds,
             hash_seed: cfg.hash_seed,
         });
         let slow = SlowPath::new(

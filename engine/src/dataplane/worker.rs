@@ -66,6 +66,7 @@ pub struct Shared {
     pub neighbors: NeighborCacheReader,
     pub stats: Arc<ChannelFile>,
     pub icmp_rate: u32,
+    pub spin_rounds: u32,
     pub hash_seed: u64,
 }
 
@@ -200,8 +201,6 @@ const HOLD_PER_NEIGHBOR: usize = 4;
 const MAX_FRAGMENTS: usize = 192;
 /// Bytes of an untagged Ethernet header.
 const ETH_HEADER: usize = 14;
-/// Empty polling rounds before the worker sleeps in `poll` (1 ms at most).
-const SPIN_ROUNDS: u32 = 2048;
 
 /// Runs a worker until `shared.stop` is set. Consumes the parts; the sockets are closed on
 /// return.
@@ -328,7 +327,10 @@ impl Worker {
                 continue;
             }
             idle = idle.saturating_add(1);
-            if idle > SPIN_ROUNDS && self.hold.is_empty() && self.tx_idle() {
+            // Sleep until traffic arrives (or 1 ms, for the hold queue's timers), unless frames
+            // are on their way out: spinning on a core the kernel's receive processing shares
+            // would take time from it.
+            if idle > self.shared.spin_rounds && self.tx_idle() {
                 for s in &self.sockets {
                     let _ = s.wake_rx_if_needed();
                 }
