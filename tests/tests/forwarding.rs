@@ -247,6 +247,16 @@ fn forwards_between_hosts_like_a_router() {
     );
     assert!(t.counter("r0", "no_route") >= 2);
 
+    // A connected host that does not exist: the kernel's ARP fails, the held packet is dropped
+    // and the sender hears host unreachable from the router.
+    let o = ping(&t.a, &["-c", "1", "-W", "6", "198.51.100.99"]);
+    let s = text(&o);
+    assert!(
+        s.contains("From 192.0.2.1") && s.contains("Host Unreachable"),
+        "{s}"
+    );
+    assert!(t.counter("r0", "neighbor_failed") >= 1);
+
     // DF over the 1400-byte egress MTU: fragmentation needed / packet too big, with the MTU.
     let o = ping(&t.a, &["-c", "2", "-M", "do", "-s", "1472", "198.51.100.2"]);
     let s = text(&o);

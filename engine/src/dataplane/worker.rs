@@ -21,7 +21,7 @@ use super::ring;
 use crate::fib::{FibReader, FibView};
 use crate::neighbor::{Hold, HoldQueues, NeighborCacheReader};
 use crate::packet::wire::EthernetFrame;
-use crate::packet::{build_icmp_error, forward_batch, Fragmenter, Scratch, Verdict, MAX_BATCH};
+use crate::packet::{build_icmp_error, forward_batch, Fragmenter, IcmpKind, Scratch, Verdict, MAX_BATCH};
 use crate::xsk::{Desc, PollSet, Umem, XskSocket};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,6 +91,8 @@ struct Held {
     /// Control port numbers: where it goes, where it came from (for the counters).
     egress: u16,
     ingress: Option<u16>,
+    /// The socket it arrived on (where a host unreachable goes if resolution fails).
+    socket: u16,
     /// Non-zero: fragment to this MTU once resolved.
     frag_mtu: u16,
 }
@@ -433,15 +435,36 @@ impl Worker {
         );
         let released = std::mem::take(&mut self.released);
         for &(h, mac) in &released {
-            let Some(mac) = mac else {
-                let _ = self.umem.free(h.addr);
-                self.counters.drop(h.ingress, DropReason::NeighborFailed);
-                continue;
-            };
             let d = Desc {
                 addr: h.addr,
                 len: h.len,
                 options: 0,
+            };
+            let Some(mac) = mac else {
+                // The next hop never answered: host unreachable to the sender (RFC 1812
+                // 4.3.3.1 suggests it), within the ICMP rate limit.
+                self.counters.drop(h.ingress, DropReason::NeighborFailed);
+                let socket = usize::from(h.socket);
+                let ingress_port = self.socket_port.get(socket).copied().unwrap_or(0);
+                if self.icmp.take(self.now_ms) {
+                    let mut ctx = Ctx {
+                        umem: &mut self.umem,
+                        txq: &mut self.txq,
+                        tx_socket: &self.tx_socket,
+                        ports: &self.ports,
+                        counters: &mut self.counters,
+                        hold: &mut self.hold,
+                        requests: &mut self.requests,
+                        neighbors: &self.shared.neighbors,
+                        icmp: &mut self.icmp,
+                        copy: &mut self.copy,
+                        now_ms: self.now_ms,
+                    };
+                    ctx.icmp_reply(d, IcmpKind::HostUnreachable, socket, ingress_port, h.ingress);
+                } else {
+                    let _ = self.umem.free(h.addr);
+                }
+                continue;
             };
             let mut ctx = Ctx {
                 umem: &mut self.umem,
@@ -569,7 +592,7 @@ fn handle(
                         c.enqueue(d, port, ingress);
                     }
                 }
-                (None, Some(_)) => c.hold_frame(d, port, next_hop, ingress, 0),
+                (None, Some(_)) => c.hold_frame(d, port, next_hop, (socket, ingress), 0),
                 (_, None) => c.discard(d, ingress, DropReason::PortDown),
             }
         }
@@ -584,7 +607,7 @@ fn handle(
                 .or_else(|| next_hop.and_then(|nh| c.neighbors.get(port, nh)));
             match (mac, next_hop) {
                 (Some(mac), _) => c.fragment(d, mtu, port, ingress, mac, adj.src_mac),
-                (None, Some(nh)) => c.hold_frame(d, port, nh, ingress, mtu),
+                (None, Some(nh)) => c.hold_frame(d, port, nh, (socket, ingress), mtu),
                 (None, None) => c.discard(d, ingress, DropReason::Truncated),
             }
         }
@@ -633,12 +656,21 @@ impl Ctx<'_> {
         }
     }
 
-    fn hold_frame(&mut self, d: Desc, port: u16, next_hop: IpAddr, ingress: Option<u16>, frag_mtu: u16) {
+    fn hold_frame(
+        &mut self,
+        d: Desc,
+        port: u16,
+        next_hop: IpAddr,
+        from: (usize, Option<u16>),
+        frag_mtu: u16,
+    ) {
+        let (socket, ingress) = from;
         let h = Held {
             addr: d.addr,
             len: d.len,
             egress: port,
             ingress,
+            socket: socket as u16,
             frag_mtu,
         };
         match self.hold.hold(port, next_hop, h, self.now_ms) {
@@ -751,7 +783,7 @@ impl Ctx<'_> {
     fn icmp_reply(
         &mut self,
         d: Desc,
-        kind: crate::packet::IcmpKind,
+        kind: IcmpKind,
         socket: usize,
         ingress_port: usize,
         ingress: Option<u16>,
