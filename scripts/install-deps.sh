@@ -7,6 +7,8 @@ set -euo pipefail
 MIN_RUST="1.85"
 APT_PACKAGES=(ca-certificates curl gcc libc6-dev pkg-config python3 gzip iproute2 procps iputils-ping traceroute ethtool
   clang llvm libelf-dev zlib1g-dev linux-libc-dev make)
+# scripts/bench-forward.sh: trafgen (the traffic generator) and util-linux (flock, taskset, renice).
+APT_PACKAGES+=(netsniff-ng util-linux)
 
 log() { printf '[install-deps] %s\n' "$*"; }
 
