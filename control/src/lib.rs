@@ -3,6 +3,7 @@
 //! delta channel, the management socket and the `xroutectl` client.
 
 pub mod api;
+pub mod bgp;
 pub mod client;
 pub mod config;
 pub mod daemon;
