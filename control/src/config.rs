@@ -11,9 +11,12 @@
 //! fix the file without guessing. [`parse`] has no side effects: on reload the daemon parses the
 //! new file and keeps the running configuration if that fails.
 
+mod bgp;
 mod raw;
 mod render;
 mod validate;
+
+pub use bgp::{BgpConfig, NeighborConfig, PolicyRef};
 
 pub(crate) use validate::parse_gateway;
 
@@ -134,7 +137,7 @@ pub struct Config {
     /// `[ospf]`.
     pub ospf: ProtocolSection,
     /// `[bgp]`.
-    pub bgp: ProtocolSection,
+    pub bgp: BgpConfig,
 }
 
 impl Config {
@@ -160,7 +163,7 @@ impl Default for Config {
             route_files: Vec::new(),
             rip: ProtocolSection::default(),
             ospf: ProtocolSection::default(),
-            bgp: ProtocolSection::default(),
+            bgp: BgpConfig::default(),
         }
     }
 }
@@ -266,7 +269,7 @@ pub struct RouteFile {
     pub distance: u8,
 }
 
-/// `[rip]`, `[ospf]`, `[bgp]`: placeholders until the protocols land; each will add its keys.
+/// `[rip]`, `[ospf]`: placeholders until the protocols land; each will add its keys.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ProtocolSection {
     /// `enabled` (default false). `true` is rejected until the protocol is implemented.

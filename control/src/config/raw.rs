@@ -24,7 +24,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub ospf: RawProtocol,
     #[serde(default)]
-    pub bgp: RawProtocol,
+    pub bgp: super::bgp::RawBgp,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -60,11 +60,12 @@ pub(super) fn to_toml(config: &Config) -> String {
         line(&mut out, "distance", &file.distance.to_string());
     }
 
-    for (name, section) in [("rip", &config.rip), ("ospf", &config.ospf), ("bgp", &config.bgp)] {
+    for (name, section) in [("rip", &config.rip), ("ospf", &config.ospf)] {
         let ProtocolSection { enabled } = section;
         let _ = write!(out, "\n[{name}]\n");
         line(&mut out, "enabled", &enabled.to_string());
     }
+    super::bgp::render(&mut out, &config.bgp);
     out
 }
 

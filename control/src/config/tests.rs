@@ -186,7 +186,7 @@ fn example_parses_to_the_expected_structure() {
         route_files: vec![],
         rip: ProtocolSection { enabled: false },
         ospf: ProtocolSection { enabled: false },
-        bgp: ProtocolSection { enabled: false },
+        bgp: BgpConfig::default(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.interface("eth2").map(|i| i.addresses.len()), Some(2));
@@ -913,7 +913,7 @@ fn distance_and_metric_ranges() {
 
 #[test]
 fn protocols_are_not_implemented_yet() {
-    for name in ["rip", "ospf", "bgp"] {
+    for name in ["rip", "ospf"] {
         let e = assert_error(
             &format!("[{name}]\nenabled = true\n"),
             2,
@@ -923,6 +923,170 @@ fn protocols_are_not_implemented_yet() {
         );
         assert_eq!(e.message, format!("{name} is not implemented yet"));
     }
+}
+
+// ---- bgp ----
+
+const BGP: &str = r#"
+[[interface]]
+name = "eth1"
+address = ["192.0.2.1/24", "2001:db8:1::1/64"]
+
+[bgp]
+enabled = true
+local-as = 4200000000
+hold-time = 30
+connect-retry = 5
+multipath = true
+network = ["203.0.113.0/24", "2001:db8:f::/48"]
+
+[[bgp.neighbor]]
+address = "192.0.2.2"
+remote-as = 64501
+description = "transit"
+import = "all"
+max-prefixes = 2000000
+
+[[bgp.neighbor]]
+address = "2001:db8:1::3"
+remote-as = 4200000000
+local-address = "2001:db8:1::1"
+next-hop-self = true
+families = ["ipv6-unicast", "ipv4-unicast"]
+keepalive = 5
+"#;
+
+#[test]
+fn bgp_parses_with_its_defaults_and_round_trips() {
+    let config = parse(BGP, "t").unwrap();
+    let bgp = &config.bgp;
+    assert!(bgp.enabled);
+    assert_eq!(bgp.local_as, 4_200_000_000);
+    assert_eq!(bgp.router_id, None);
+    assert_eq!((bgp.hold_time, bgp.keepalive, bgp.connect_retry), (30, None, 5));
+    assert!(bgp.multipath && bgp.listen && bgp.port == 179);
+    assert_eq!(bgp.networks, vec![net("203.0.113.0/24"), net("2001:db8:f::/48")]);
+    let ebgp = &bgp.neighbors[0];
+    assert_eq!(ebgp.import, PolicyRef::All);
+    // RFC 8212: an eBGP neighbour without an export policy gets nothing.
+    assert_eq!(ebgp.export, PolicyRef::None);
+    assert_eq!(ebgp.families, vec![crate::bgp::types::Family::Ipv4Unicast]);
+    assert_eq!(ebgp.max_prefixes, Some(2_000_000));
+    let ibgp = &bgp.neighbors[1];
+    assert!(ibgp.is_ibgp(bgp.local_as) && ibgp.next_hop_self);
+    assert_eq!(
+        (ibgp.import.clone(), ibgp.export.clone()),
+        (PolicyRef::All, PolicyRef::All)
+    );
+    assert_eq!(ibgp.keepalive, Some(5));
+    assert_eq!(ibgp.local_address, Some(ip("2001:db8:1::1")));
+    let again = parse(&config.to_toml(), "rendered").unwrap();
+    assert_eq!(again, config);
+}
+
+#[test]
+fn bgp_errors_point_at_the_value() {
+    let with = |extra: &str| {
+        format!(
+            "[[interface]]\nname = \"eth1\"\naddress = [\"192.0.2.1/24\"]\n\n[bgp]\nenabled = true\n{extra}"
+        )
+    };
+    assert_error(&with(""), 6, 11, "bgp.local-as", "required when BGP is enabled");
+    assert_error(
+        &with("local-as = 0\n"),
+        7,
+        12,
+        "bgp.local-as",
+        "between 1 and 4294967295",
+    );
+    assert_error(
+        &with("local-as = 1\nhold-time = 2\n"),
+        8,
+        13,
+        "bgp.hold-time",
+        "0 (no keepalives) or 3",
+    );
+    assert_error(
+        &with("local-as = 1\nhold-time = 9\nkeepalive = 4\n"),
+        9,
+        13,
+        "bgp.keepalive",
+        "more than a third",
+    );
+    assert_error(
+        &with("local-as = 1\nrouter-id = \"0.0.0.0\"\n"),
+        8,
+        13,
+        "bgp.router-id",
+        "not a non-zero IPv4",
+    );
+    assert_error(
+        &with("local-as = 1\nnetwork = [\"10.0.0.1/8\"]\n"),
+        8,
+        12,
+        "bgp.network[0]",
+        "host bits",
+    );
+    let nb = |body: &str| with(&format!("local-as = 1\n[[bgp.neighbor]]\n{body}"));
+    assert_error(
+        &nb("address = \"x\"\nremote-as = 2\n"),
+        9,
+        11,
+        "bgp.neighbor[0].address",
+        "not an IP address",
+    );
+    assert_error(
+        &nb("address = \"192.0.2.1\"\nremote-as = 2\n"),
+        9,
+        11,
+        "bgp.neighbor[0].address",
+        "router's own",
+    );
+    assert_error(
+        &nb("address = \"192.0.2.2\"\nremote-as = 2\nnext-hop-self = true\n"),
+        11,
+        17,
+        "bgp.neighbor[0].next-hop-self",
+        "iBGP neighbors only",
+    );
+    assert_error(
+        &nb("address = \"192.0.2.2\"\nremote-as = 2\nlocal-address = \"192.0.2.9\"\n"),
+        11,
+        17,
+        "bgp.neighbor[0].local-address",
+        "not an address of any",
+    );
+    assert_error(
+        &nb("address = \"192.0.2.2\"\nremote-as = 2\nfamilies = [\"ipv4\"]\n"),
+        11,
+        13,
+        "bgp.neighbor[0].families[0]",
+        "not a family",
+    );
+    assert_error(
+        &nb("address = \"192.0.2.2\"\nremote-as = 2\nimport = \"\"\n"),
+        11,
+        10,
+        "bgp.neighbor[0].import",
+        "is empty",
+    );
+    assert_error(
+        &nb("address = \"192.0.2.2\"\nremote-as = 2\n[[bgp.neighbor]]\naddress = \"192.0.2.2\"\nremote-as = 3\n"),
+        12,
+        11,
+        "bgp.neighbor[1].address",
+        "already defined by bgp.neighbor[0]",
+    );
+    // No IPv4 address to take a router ID from.
+    assert_error(
+        "[bgp]\nenabled = true\nlocal-as = 1\n",
+        2,
+        11,
+        "bgp.router-id",
+        "is required",
+    );
+    // Disabled, the section may be incomplete.
+    assert!(!parse("[bgp]\nenabled = false\n", "t").unwrap().bgp.enabled);
 }
 
 // ---- properties ----
@@ -1017,7 +1181,27 @@ fn config_soup() -> impl Strategy<Value = String> {
             ],
         ),
         ("[rip]", &[("enabled", &["false", "true"])]),
-        ("[bgp]", &[("enabled", &["false", "true"])]),
+        (
+            "[bgp]",
+            &[
+                ("enabled", &["false", "true"]),
+                ("local-as", &["1", "0", "4294967296"]),
+                ("hold-time", &["0", "2", "90"]),
+                ("keepalive", &["30", "31"]),
+                ("router-id", &["\"192.0.2.1\"", "\"x\""]),
+                ("network", &["[\"198.51.100.0/24\"]", "[\"198.51.100.1/24\"]"]),
+            ],
+        ),
+        (
+            "[[bgp.neighbor]]",
+            &[
+                ("address", &["\"192.0.2.2\"", "\"2001:db8::2\"", "\"bad\""]),
+                ("remote-as", &["1", "2", "0"]),
+                ("import", &["\"all\"", "\"none\"", "\"p\""]),
+                ("families", &["[\"ipv6-unicast\"]", "[]"]),
+                ("next-hop-self", &["true"]),
+            ],
+        ),
     ];
     let table = (
         0..TABLES.len(),

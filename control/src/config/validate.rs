@@ -25,6 +25,17 @@ pub(super) fn validate(raw: RawConfig, text: &str, origin: &str) -> Result<Confi
     let interfaces = cx.interfaces(&raw.interface)?;
     let routes = cx.routes(&raw.route, &interfaces)?;
     let route_files = cx.route_files(&raw.route_file, &interfaces)?;
+    let bgp = super::bgp::validate(
+        &raw.bgp,
+        &super::bgp::Context {
+            text,
+            origin,
+            addresses: interfaces
+                .iter()
+                .flat_map(|i| i.addresses.iter().map(IpNet::addr))
+                .collect(),
+        },
+    )?;
     Ok(Config {
         router,
         interfaces,
@@ -32,7 +43,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, origin: &str) -> Result<Confi
         route_files,
         rip: cx.protocol("rip", &raw.rip)?,
         ospf: cx.protocol("ospf", &raw.ospf)?,
-        bgp: cx.protocol("bgp", &raw.bgp)?,
+        bgp,
     })
 }
 
@@ -534,7 +545,7 @@ fn parse_host_address(text: &str) -> std::result::Result<IpNet, String> {
 }
 
 /// A route prefix: no host bits.
-fn parse_prefix(text: &str) -> std::result::Result<IpNet, String> {
+pub(super) fn parse_prefix(text: &str) -> std::result::Result<IpNet, String> {
     let net: IpNet = text.parse().map_err(|_| match text.parse::<IpAddr>() {
         Ok(addr) => {
             format!(
