@@ -1437,6 +1437,33 @@ impl Rib {
         Some((e.prefix, self.view(e, c)))
     }
 
+    /// How a BGP next hop resolves: the metric of the most specific installed route covering
+    /// `addr` that is not itself a BGP route and forwards; `None` when there is none (the next
+    /// hop is unreachable, or it is one of the router's own addresses). BGP routes are skipped
+    /// so that a BGP path never depends on another BGP path (no resolution loops).
+    pub fn next_hop_cost(&self, addr: IpAddr) -> Option<u32> {
+        let slots: Vec<u32> = match addr {
+            IpAddr::V4(a) => self.v4.cover(&Ipv4Net::from(a)).map(|(_, &s)| s).collect(),
+            IpAddr::V6(a) => self.v6.cover(&Ipv6Net::from(a)).map(|(_, &s)| s).collect(),
+        };
+        for &slot in slots.iter().rev() {
+            let e = &self.entries[slot as usize];
+            if e.programmed == 0 {
+                continue;
+            }
+            let Some(c) = e.selected() else { continue };
+            let view = self.view(e, c);
+            if matches!(view.protocol, Protocol::Ebgp | Protocol::Ibgp) {
+                continue;
+            }
+            return match view.action {
+                Some(AdjacencyAction::Forward) => Some(view.metric),
+                _ => None,
+            };
+        }
+        None
+    }
+
     /// Candidates matching `filter`, sorted by prefix (IPv4 first, then address, then length),
     /// the selected candidate of a prefix first.
     pub fn routes(&self, filter: &RouteFilter) -> Vec<RouteView> {

@@ -1,0 +1,1214 @@
+//! The speaker's routes: every peer's Adj-RIB-In, the candidates per prefix after import
+//! policy, the decision process, the RIB, and each peer's Adj-RIB-Out with the changes still
+//! to send (RFC 4271 3.2, 9). Pure: no sockets, no timers; the session layer feeds it what
+//! peers announce and drains what to announce to them.
+//!
+//! Design choices:
+//!
+//! - **Adj-RIB-In before policy** is kept per peer, so that a changed import policy is applied
+//!   again without asking the peer to resend (soft reconfiguration), and `bgp summary` can count
+//!   what was received apart from what was accepted. It costs about 40 bytes per prefix and
+//!   peer; attributes are shared (`Arc`) by every prefix that came in one UPDATE.
+//! - **Candidates** (after import policy) live in one map from prefix to the paths of all
+//!   peers. A prefix is decided again only when one of its paths changes or the IGP cost of a
+//!   next hop it uses changes.
+//! - **Next hops** resolve through the RIB's non-BGP routes ([`Rib::next_hop_cost`]); the cost
+//!   of each distinct next hop is cached and refreshed by [`Speaker::refresh_next_hops`] after
+//!   the RIB changed, so that a path whose next hop became unreachable stops being best.
+//! - **The RIB** gets one route per prefix: the best path (and, with multipath, its equals) as
+//!   recursive next hops, distance by eBGP/iBGP. Networks we originate are advertised but not
+//!   installed: the route that covers them (connected, static) is already in the RIB.
+//! - **Export** follows RFC 4271 9.1.3 and 5.1: nothing back to the peer a path came from, no
+//!   iBGP-learnt path to another iBGP peer (no route reflection), NO_ADVERTISE / NO_EXPORT
+//!   honoured; toward eBGP the next hop is ours, LOCAL_PREF is dropped, a MED learnt from
+//!   another AS is dropped (5.1.4) and our AS is prepended after the export policy (so a policy
+//!   prepend adds to it); toward iBGP LOCAL_PREF is set and the next hop kept unless
+//!   `next-hop-self` or the path is ours. The Adj-RIB-Out remembers what each peer was told, so
+//!   only real changes are sent; pending changes are kept per prefix (the latest wins).
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use super::decision::{self, Candidate, DecisionConfig, PathKind, PathSource, Scratch, Step};
+use super::types::{Asn, Community, Family, NextHop, PathAttributes};
+use crate::rib::{NextHopSpec, Protocol, Rib, Route, Target};
+
+/// Index of a peer in the speaker; [`LOCAL`] is the speaker itself (originated networks).
+pub type PeerIdx = u16;
+/// The pseudo-peer of the networks we originate.
+pub const LOCAL: PeerIdx = 0;
+/// The RIB's route id for BGP routes (one BGP route per prefix).
+const RIB_ID: u32 = 0;
+/// Export caches are dropped when they grow past this many entries (they only save work).
+const CACHE_LIMIT: usize = 1 << 16;
+
+/// Settings of the whole speaker.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub local_as: Asn,
+    pub router_id: Ipv4Addr,
+    pub decision: DecisionConfig,
+    pub ebgp_distance: u8,
+    pub ibgp_distance: u8,
+}
+
+/// A compiled policy as the speaker calls it: `None` = rejected, else the attributes to use.
+pub type PolicyFn = Arc<dyn Fn(&IpNet, &Arc<PathAttributes>) -> Option<Arc<PathAttributes>> + Send + Sync>;
+
+/// What a filter does with a path (import or export).
+#[derive(Clone)]
+pub enum Filter {
+    All,
+    None,
+    /// A policy (see `policy`): `None` = rejected, else the attributes to use.
+    Policy(PolicyFn),
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::All => "All",
+            Self::None => "None",
+            Self::Policy(_) => "Policy",
+        })
+    }
+}
+
+impl Filter {
+    fn apply(&self, prefix: &IpNet, attrs: &Arc<PathAttributes>) -> Option<Arc<PathAttributes>> {
+        match self {
+            Self::All => Some(Arc::clone(attrs)),
+            Self::None => None,
+            Self::Policy(f) => f(prefix, attrs),
+        }
+    }
+}
+
+/// A configured peer, as the speaker needs it.
+#[derive(Clone, Debug)]
+pub struct PeerSpec {
+    pub address: IpAddr,
+    pub remote_as: Asn,
+    pub import: Filter,
+    pub export: Filter,
+    pub next_hop_self: bool,
+    pub max_prefixes: Option<u32>,
+}
+
+/// What the session negotiated and the addresses it runs over, given when it comes up.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    pub peer_id: Ipv4Addr,
+    pub families: Vec<Family>,
+    /// Our addresses toward the peer, the next hops we advertise per family (`None`: that
+    /// family cannot be advertised with us as next hop).
+    pub local_v4: Option<Ipv4Addr>,
+    pub local_v6: Option<Ipv6Addr>,
+}
+
+/// The peer sent more prefixes than `max-prefixes` allows: close with Cease 1 (RFC 4486).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("maximum number of prefixes reached ({limit}, {family})")]
+pub struct MaxPrefixes {
+    pub family: Family,
+    pub limit: u32,
+}
+
+/// Changes to send to one peer, grouped by attributes so that one UPDATE carries many prefixes.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    pub withdrawn: Vec<IpNet>,
+    /// Per attribute set, the prefixes of one family announced with it.
+    pub announced: Vec<(Arc<PathAttributes>, Vec<IpNet>)>,
+}
+
+impl Outbound {
+    pub fn is_empty(&self) -> bool {
+        self.withdrawn.is_empty() && self.announced.is_empty()
+    }
+}
+
+/// Counters of one peer for `bgp summary`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerCounts {
+    /// Prefixes in the Adj-RIB-In (before policy).
+    pub received: usize,
+    /// Of those, accepted by the import policy (and without an AS loop).
+    pub accepted: usize,
+    /// Prefixes in the Adj-RIB-Out (what the peer was told).
+    pub advertised: usize,
+}
+
+/// One path of a prefix, after import policy.
+#[derive(Clone, Debug)]
+struct Path {
+    peer: PeerIdx,
+    attrs: Arc<PathAttributes>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    spec: PeerSpec,
+    ibgp: bool,
+    session: Option<SessionInfo>,
+    adj_in: HashMap<IpNet, Arc<PathAttributes>>,
+    accepted: usize,
+    adj_out: HashMap<IpNet, Arc<PathAttributes>>,
+    pending: HashSet<IpNet>,
+    /// Export transformation before the policy (next hop, LOCAL_PREF, MED), by source
+    /// attributes (pointer, kept alive by the value) and family (the next hop differs).
+    export_base: HashMap<(usize, Family), (Arc<PathAttributes>, Arc<PathAttributes>)>,
+    /// AS prepend after the policy, by policy output.
+    export_prepend: HashMap<usize, (Arc<PathAttributes>, Arc<PathAttributes>)>,
+}
+
+/// A path as `bgp routes` shows it.
+#[derive(Clone, Debug)]
+pub struct PathView {
+    /// `None`: originated here.
+    pub peer: Option<IpAddr>,
+    pub attrs: Arc<PathAttributes>,
+    pub best: bool,
+    /// Installed as an ECMP member beside the best.
+    pub multipath: bool,
+    /// Why it is not best (or, for the best, what decided it).
+    pub step: Option<Step>,
+    pub igp_cost: Option<u32>,
+}
+
+/// The BGP routes of the router; see the module docs.
+#[derive(Debug)]
+pub struct Speaker {
+    settings: Settings,
+    /// Index 0 is [`LOCAL`]: its spec is unused, its adj_in holds the originated networks.
+    peers: Vec<Peer>,
+    candidates: HashMap<IpNet, Vec<Path>>,
+    next_hops: HashMap<IpAddr, Option<u32>>,
+    /// Next-hop sets handed to the RIB, shared so a million routes do not allocate a million.
+    targets: HashMap<Vec<IpAddr>, Arc<[NextHopSpec]>>,
+    scratch: Scratch,
+}
+
+impl Speaker {
+    pub fn new(settings: Settings) -> Self {
+        let local = Peer::new(
+            PeerSpec {
+                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                remote_as: settings.local_as,
+                import: Filter::All,
+                export: Filter::None,
+                next_hop_self: false,
+                max_prefixes: None,
+            },
+            false,
+        );
+        Self {
+            settings,
+            peers: vec![local],
+            candidates: HashMap::new(),
+            next_hops: HashMap::new(),
+            targets: HashMap::new(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Adds a configured peer (down until [`Speaker::peer_up`]).
+    pub fn add_peer(&mut self, spec: PeerSpec) -> PeerIdx {
+        let ibgp = spec.remote_as == self.settings.local_as;
+        self.peers.push(Peer::new(spec, ibgp));
+        PeerIdx::try_from(self.peers.len() - 1).unwrap_or(PeerIdx::MAX)
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len() - 1
+    }
+
+    pub fn counts(&self, p: PeerIdx) -> PeerCounts {
+        let peer = &self.peers[usize::from(p)];
+        PeerCounts {
+            received: peer.adj_in.len(),
+            accepted: peer.accepted,
+            advertised: peer.adj_out.len(),
+        }
+    }
+
+    /// Prefixes with at least one path.
+    pub fn prefix_count(&self) -> usize {
+        self.candidates.len()
+    }
+
+    /// Sets the networks we originate (replacing the previous set).
+    pub fn set_networks(&mut self, rib: &mut Rib, networks: &[IpNet]) {
+        let attrs = Arc::new(PathAttributes::local(NextHop::new(IpAddr::V4(
+            Ipv4Addr::UNSPECIFIED,
+        ))));
+        let old: Vec<IpNet> = self.peers[0].adj_in.keys().copied().collect();
+        for prefix in old {
+            if !networks.contains(&prefix) {
+                self.receive_one(LOCAL, rib, prefix, None);
+            }
+        }
+        for prefix in networks {
+            if !self.peers[0].adj_in.contains_key(prefix) {
+                self.receive_one(LOCAL, rib, *prefix, Some(&attrs));
+            }
+        }
+    }
+
+    /// Replaces a peer's filters and limits (configuration reload) and applies the import
+    /// policy again to what it sent, and the export policy to what it was told.
+    pub fn update_peer(&mut self, rib: &mut Rib, p: PeerIdx, spec: PeerSpec) {
+        let peer = &mut self.peers[usize::from(p)];
+        peer.spec = spec;
+        peer.export_base.clear();
+        peer.export_prepend.clear();
+        let received: Vec<(IpNet, Arc<PathAttributes>)> =
+            peer.adj_in.iter().map(|(k, v)| (*k, Arc::clone(v))).collect();
+        for (prefix, attrs) in received {
+            self.import(p, rib, prefix, Some(&attrs));
+        }
+        if self.peers[usize::from(p)].session.is_some() {
+            self.export_all(p);
+        }
+    }
+
+    /// The session with `p` is established: everything it should know is queued for it.
+    pub fn peer_up(&mut self, p: PeerIdx, session: SessionInfo) {
+        let peer = &mut self.peers[usize::from(p)];
+        peer.session = Some(session);
+        peer.adj_out.clear();
+        peer.pending.clear();
+        peer.export_base.clear();
+        peer.export_prepend.clear();
+        self.export_all(p);
+    }
+
+    /// The session with `p` went down: its paths are gone (RFC 4271 8.2.2, no graceful
+    /// restart), and so is what it was told.
+    pub fn peer_down(&mut self, p: PeerIdx, rib: &mut Rib) {
+        let peer = &mut self.peers[usize::from(p)];
+        peer.session = None;
+        peer.adj_out.clear();
+        peer.pending.clear();
+        let prefixes: Vec<IpNet> = peer.adj_in.drain().map(|(k, _)| k).collect();
+        peer.accepted = 0;
+        for prefix in prefixes {
+            self.set_path(p, rib, prefix, None);
+        }
+    }
+
+    pub fn is_up(&self, p: PeerIdx) -> bool {
+        self.peers[usize::from(p)].session.is_some()
+    }
+
+    /// Applies what peer `p` sent in one UPDATE: `withdrawn`, then `announced` (each prefix with
+    /// its attributes as decoded, LOCAL_PREF from eBGP already discarded by the codec).
+    pub fn receive(
+        &mut self,
+        p: PeerIdx,
+        rib: &mut Rib,
+        withdrawn: &[IpNet],
+        announced: &[(IpNet, Arc<PathAttributes>)],
+    ) -> Result<(), MaxPrefixes> {
+        for prefix in withdrawn {
+            self.receive_one(p, rib, *prefix, None);
+        }
+        for (prefix, attrs) in announced {
+            self.receive_one(p, rib, *prefix, Some(attrs));
+        }
+        let peer = &self.peers[usize::from(p)];
+        match peer.spec.max_prefixes {
+            Some(limit) if peer.accepted > limit as usize => Err(MaxPrefixes {
+                family: announced
+                    .first()
+                    .map(|(n, _)| Family::of(n))
+                    .unwrap_or(Family::Ipv4Unicast),
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn receive_one(&mut self, p: PeerIdx, rib: &mut Rib, prefix: IpNet, attrs: Option<&Arc<PathAttributes>>) {
+        let peer = &mut self.peers[usize::from(p)];
+        match attrs {
+            Some(a) => {
+                peer.adj_in.insert(prefix, Arc::clone(a));
+            }
+            None => {
+                if peer.adj_in.remove(&prefix).is_none() {
+                    return;
+                }
+            }
+        }
+        self.import(p, rib, prefix, attrs);
+    }
+
+    /// Import policy and loop detection for one received path (`None`: withdrawn).
+    fn import(&mut self, p: PeerIdx, rib: &mut Rib, prefix: IpNet, attrs: Option<&Arc<PathAttributes>>) {
+        let peer = &self.peers[usize::from(p)];
+        let accepted = attrs.and_then(|a| {
+            if p != LOCAL && a.as_path.contains(self.settings.local_as) {
+                return None;
+            }
+            peer.spec.import.apply(&prefix, a)
+        });
+        self.set_path(p, rib, prefix, accepted);
+    }
+
+    /// Sets (or removes) peer `p`'s path for `prefix` among the candidates and decides again.
+    fn set_path(&mut self, p: PeerIdx, rib: &mut Rib, prefix: IpNet, attrs: Option<Arc<PathAttributes>>) {
+        let paths = self.candidates.entry(prefix).or_default();
+        let at = paths.iter().position(|x| x.peer == p);
+        let delta: isize = match (at, attrs) {
+            (Some(i), Some(a)) => {
+                if Arc::ptr_eq(&paths[i].attrs, &a) || paths[i].attrs == a {
+                    return;
+                }
+                paths[i].attrs = a;
+                0
+            }
+            (Some(i), None) => {
+                paths.swap_remove(i);
+                -1
+            }
+            (None, Some(a)) => {
+                paths.push(Path { peer: p, attrs: a });
+                1
+            }
+            (None, None) => {
+                if paths.is_empty() {
+                    self.candidates.remove(&prefix);
+                }
+                return;
+            }
+        };
+        let peer = &mut self.peers[usize::from(p)];
+        peer.accepted = peer.accepted.saturating_add_signed(delta);
+        self.decide(rib, prefix);
+    }
+
+    /// The IGP cost of a next hop, resolved once and cached.
+    fn cost(next_hops: &mut HashMap<IpAddr, Option<u32>>, rib: &Rib, nh: IpAddr) -> Option<u32> {
+        *next_hops.entry(nh).or_insert_with(|| rib.next_hop_cost(nh))
+    }
+
+    /// Runs the decision process for `prefix`, updates the RIB and queues exports.
+    fn decide(&mut self, rib: &mut Rib, prefix: IpNet) {
+        let Some(paths) = self.candidates.get(&prefix) else {
+            return;
+        };
+        if paths.is_empty() {
+            self.candidates.remove(&prefix);
+            rib.remove(prefix, Protocol::Ebgp, RIB_ID);
+            rib.remove(prefix, Protocol::Ibgp, RIB_ID);
+            self.export_prefix(prefix, None);
+            return;
+        }
+        let (settings, peers, next_hops) = (&self.settings, &self.peers, &mut self.next_hops);
+        let cands: Vec<Candidate<'_>> = paths
+            .iter()
+            .map(|path| {
+                let cost = if path.peer == LOCAL {
+                    Some(0)
+                } else {
+                    Self::cost(next_hops, rib, path.attrs.next_hop.addr)
+                };
+                candidate(settings, peers, path, cost)
+            })
+            .collect();
+        let selection = decision::select(&cands, &self.settings.decision, &mut self.scratch);
+        let (best, members): (Option<Path>, Vec<IpAddr>) = match selection {
+            None => (None, Vec::new()),
+            Some(sel) => {
+                let best = paths[sel.best].clone();
+                let mut hops: Vec<IpAddr> = sel
+                    .multipath
+                    .iter()
+                    .map(|&i| paths[i].attrs.next_hop.addr)
+                    .collect();
+                hops.dedup();
+                (Some(best), hops)
+            }
+        };
+        drop(cands);
+        match &best {
+            Some(b) if b.peer != LOCAL => {
+                let ibgp = self.peers[usize::from(b.peer)].ibgp;
+                let target = self
+                    .targets
+                    .entry(members)
+                    .or_insert_with_key(|hops| {
+                        hops.iter()
+                            .map(|&via| NextHopSpec {
+                                via: Some(via),
+                                port: None,
+                                weight: 1,
+                            })
+                            .collect()
+                    })
+                    .clone();
+                let (protocol, other, distance) = if ibgp {
+                    (Protocol::Ibgp, Protocol::Ebgp, self.settings.ibgp_distance)
+                } else {
+                    (Protocol::Ebgp, Protocol::Ibgp, self.settings.ebgp_distance)
+                };
+                rib.remove(prefix, other, RIB_ID);
+                // A route the RIB refuses (a full id space) stays out of the FIB; the RIB
+                // counts it, and BGP keeps the path for when room comes back.
+                let _ = rib.upsert(
+                    prefix,
+                    Route {
+                        protocol,
+                        id: RIB_ID,
+                        distance,
+                        metric: 0,
+                        target: Target::NextHops(target),
+                    },
+                );
+            }
+            _ => {
+                rib.remove(prefix, Protocol::Ebgp, RIB_ID);
+                rib.remove(prefix, Protocol::Ibgp, RIB_ID);
+            }
+        }
+        self.export_prefix(prefix, best.as_ref());
+    }
+
+    /// Resolves every known next hop again (after the RIB changed) and decides again the
+    /// prefixes whose paths use one whose cost changed. Returns how many prefixes that was.
+    pub fn refresh_next_hops(&mut self, rib: &mut Rib) -> usize {
+        let mut changed: HashSet<IpAddr> = HashSet::new();
+        for (nh, cost) in &mut self.next_hops {
+            let now = rib.next_hop_cost(*nh);
+            if now != *cost {
+                *cost = now;
+                changed.insert(*nh);
+            }
+        }
+        if changed.is_empty() {
+            return 0;
+        }
+        let affected: Vec<IpNet> = self
+            .candidates
+            .iter()
+            .filter(|(_, paths)| paths.iter().any(|p| changed.contains(&p.attrs.next_hop.addr)))
+            .map(|(k, _)| *k)
+            .collect();
+        for prefix in &affected {
+            self.decide(rib, *prefix);
+        }
+        affected.len()
+    }
+
+    /// Queues every best path for peer `p` (session up, or its export policy changed).
+    fn export_all(&mut self, p: PeerIdx) {
+        let mut bests: Vec<(IpNet, Path)> = Vec::with_capacity(self.candidates.len());
+        for prefix in self.candidates.keys().copied().collect::<Vec<_>>() {
+            if let Some(best) = self.best_of(&prefix) {
+                bests.push((prefix, best));
+            }
+        }
+        let mut advertised: HashSet<IpNet> = self.peers[usize::from(p)].adj_out.keys().copied().collect();
+        for (prefix, best) in bests {
+            advertised.remove(&prefix);
+            self.export_to(p, prefix, Some(&best));
+        }
+        for prefix in advertised {
+            self.export_to(p, prefix, None);
+        }
+    }
+
+    /// The best path of a prefix as last decided (decided again here from the cache).
+    fn best_of(&mut self, prefix: &IpNet) -> Option<Path> {
+        let paths = self.candidates.get(prefix)?;
+        let cands: Vec<Candidate<'_>> = paths
+            .iter()
+            .map(|path| cached_candidate(&self.settings, &self.peers, &self.next_hops, path))
+            .collect();
+        let sel = decision::select(&cands, &self.settings.decision, &mut self.scratch)?;
+        Some(paths[sel.best].clone())
+    }
+
+    fn export_prefix(&mut self, prefix: IpNet, best: Option<&Path>) {
+        for p in 1..self.peers.len() {
+            if self.peers[p].session.is_some() {
+                self.export_to(p as PeerIdx, prefix, best);
+            }
+        }
+    }
+
+    /// What peer `t` should be told about `prefix` given its best path; queues the change.
+    fn export_to(&mut self, t: PeerIdx, prefix: IpNet, best: Option<&Path>) {
+        let out = best.and_then(|b| self.export_attrs(t, &prefix, b));
+        let peer = &mut self.peers[usize::from(t)];
+        let changed = match (&out, peer.adj_out.get(&prefix)) {
+            (Some(new), Some(old)) => !(Arc::ptr_eq(new, old) || new == old),
+            (None, None) => false,
+            _ => true,
+        };
+        if !changed {
+            return;
+        }
+        match out {
+            Some(a) => {
+                peer.adj_out.insert(prefix, a);
+            }
+            None => {
+                peer.adj_out.remove(&prefix);
+            }
+        }
+        peer.pending.insert(prefix);
+    }
+
+    /// The attributes to send peer `t` for `prefix` with best path `b`, or `None` when it
+    /// must not be told (see the module docs for the rules).
+    fn export_attrs(&mut self, t: PeerIdx, prefix: &IpNet, b: &Path) -> Option<Arc<PathAttributes>> {
+        let local_as = self.settings.local_as;
+        let default_lp = self.settings.decision.default_local_pref;
+        let source_ibgp = b.peer != LOCAL && self.peers[usize::from(b.peer)].ibgp;
+        let peer = &mut self.peers[usize::from(t)];
+        let session = peer.session.as_ref()?;
+        let family = Family::of(prefix);
+        if b.peer == t || !session.families.contains(&family) {
+            return None;
+        }
+        if source_ibgp && peer.ibgp {
+            return None;
+        }
+        let a = &b.attrs;
+        if a.has_community(Community::NO_ADVERTISE) {
+            return None;
+        }
+        if !peer.ibgp
+            && (a.has_community(Community::NO_EXPORT) || a.has_community(Community::NO_EXPORT_SUBCONFED))
+        {
+            return None;
+        }
+        let self_hop: Option<IpAddr> = match family {
+            Family::Ipv4Unicast => session.local_v4.map(IpAddr::V4),
+            Family::Ipv6Unicast => session.local_v6.map(IpAddr::V6),
+        };
+        let use_self = !peer.ibgp || peer.spec.next_hop_self || b.peer == LOCAL;
+        if use_self && self_hop.is_none() {
+            return None;
+        }
+        let key = (Arc::as_ptr(a) as usize, family);
+        let base = match peer.export_base.get(&key) {
+            Some((_, out)) => Arc::clone(out),
+            None => {
+                let mut x = PathAttributes::clone(a);
+                if use_self {
+                    if let Some(h) = self_hop {
+                        x.next_hop = NextHop::new(h);
+                    }
+                }
+                if peer.ibgp {
+                    x.local_pref = Some(a.local_pref.unwrap_or(default_lp));
+                } else {
+                    x.local_pref = None;
+                    if b.peer != LOCAL {
+                        x.med = None;
+                    }
+                }
+                let out = Arc::new(x);
+                if peer.export_base.len() >= CACHE_LIMIT {
+                    peer.export_base.clear();
+                }
+                peer.export_base.insert(key, (Arc::clone(a), Arc::clone(&out)));
+                out
+            }
+        };
+        let filtered = peer.spec.export.apply(prefix, &base)?;
+        if peer.ibgp {
+            return Some(filtered);
+        }
+        let key = Arc::as_ptr(&filtered) as usize;
+        if let Some((_, out)) = peer.export_prepend.get(&key) {
+            return Some(Arc::clone(out));
+        }
+        let mut x = PathAttributes::clone(&filtered);
+        x.as_path.prepend(local_as, 1);
+        let out = Arc::new(x);
+        if peer.export_prepend.len() >= CACHE_LIMIT {
+            peer.export_prepend.clear();
+        }
+        peer.export_prepend.insert(key, (filtered, Arc::clone(&out)));
+        Some(out)
+    }
+
+    /// Takes up to `max` pending changes for peer `p`, grouped for packing into UPDATEs.
+    pub fn take_outbound(&mut self, p: PeerIdx, max: usize) -> Outbound {
+        let peer = &mut self.peers[usize::from(p)];
+        let mut out = Outbound::default();
+        if peer.pending.is_empty() {
+            return out;
+        }
+        let take: Vec<IpNet> = peer.pending.iter().take(max).copied().collect();
+        let mut groups: HashMap<(usize, Family), usize> = HashMap::new();
+        for prefix in take {
+            peer.pending.remove(&prefix);
+            match peer.adj_out.get(&prefix) {
+                None => out.withdrawn.push(prefix),
+                Some(a) => {
+                    let key = (Arc::as_ptr(a) as usize, Family::of(&prefix));
+                    let i = *groups.entry(key).or_insert_with(|| {
+                        out.announced.push((Arc::clone(a), Vec::new()));
+                        out.announced.len() - 1
+                    });
+                    out.announced[i].1.push(prefix);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether peer `p` has changes waiting.
+    pub fn has_pending(&self, p: PeerIdx) -> bool {
+        !self.peers[usize::from(p)].pending.is_empty()
+    }
+
+    /// Every path of `prefix` with the decision's verdict on it, best first.
+    pub fn paths(&mut self, prefix: &IpNet) -> Vec<PathView> {
+        let Some(paths) = self.candidates.get(prefix) else {
+            return Vec::new();
+        };
+        let cands: Vec<Candidate<'_>> = paths
+            .iter()
+            .map(|path| cached_candidate(&self.settings, &self.peers, &self.next_hops, path))
+            .collect();
+        let mut out: Vec<PathView> = paths
+            .iter()
+            .zip(&cands)
+            .map(|(path, c)| PathView {
+                peer: (path.peer != LOCAL).then(|| self.peers[usize::from(path.peer)].spec.address),
+                attrs: Arc::clone(&path.attrs),
+                best: false,
+                multipath: false,
+                step: None,
+                igp_cost: c.igp_cost,
+            })
+            .collect();
+        if let Some(sel) = decision::select(&cands, &self.settings.decision, &mut self.scratch) {
+            for (i, v) in out.iter_mut().enumerate() {
+                v.best = i == sel.best;
+                v.multipath = i != sel.best && sel.multipath.contains(&i);
+                v.step = if v.best {
+                    Some(sel.decided_by)
+                } else {
+                    sel.lost_at.get(i).copied().flatten()
+                };
+            }
+        } else {
+            for v in &mut out {
+                v.step = Some(Step::NextHopUnreachable);
+            }
+        }
+        out.sort_by_key(|v| (!v.best, !v.multipath, v.step));
+        out
+    }
+
+    /// Prefixes with paths, for `bgp routes` without a prefix (sorted, IPv4 first).
+    pub fn prefixes(&self) -> Vec<IpNet> {
+        let mut v: Vec<IpNet> = self.candidates.keys().copied().collect();
+        v.sort();
+        v
+    }
+}
+
+/// A path as the decision process sees it, with its next hop's cost as last resolved.
+fn cached_candidate<'a>(
+    settings: &Settings,
+    peers: &[Peer],
+    next_hops: &HashMap<IpAddr, Option<u32>>,
+    path: &'a Path,
+) -> Candidate<'a> {
+    let cost = if path.peer == LOCAL {
+        Some(0)
+    } else {
+        next_hops.get(&path.attrs.next_hop.addr).copied().flatten()
+    };
+    candidate(settings, peers, path, cost)
+}
+
+/// A path as the decision process sees it.
+fn candidate<'a>(
+    settings: &Settings,
+    peers: &[Peer],
+    path: &'a Path,
+    igp_cost: Option<u32>,
+) -> Candidate<'a> {
+    let source = if path.peer == LOCAL {
+        PathSource::local(settings.router_id, settings.local_as)
+    } else {
+        let peer = &peers[usize::from(path.peer)];
+        PathSource {
+            kind: if peer.ibgp { PathKind::Ibgp } else { PathKind::Ebgp },
+            peer_addr: peer.spec.address,
+            peer_id: peer.session.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |s| s.peer_id),
+            peer_as: peer.spec.remote_as,
+        }
+    };
+    Candidate {
+        attrs: &path.attrs,
+        source,
+        igp_cost,
+    }
+}
+
+impl Peer {
+    fn new(spec: PeerSpec, ibgp: bool) -> Self {
+        Self {
+            spec,
+            ibgp,
+            session: None,
+            adj_in: HashMap::new(),
+            accepted: 0,
+            adj_out: HashMap::new(),
+            pending: HashSet::new(),
+            export_base: HashMap::new(),
+            export_prepend: HashMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bgp::types::{AsPath, Origin};
+    use crate::rib::{Interface, RouteFilter};
+
+    const LOCAL_AS: Asn = 64500;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn drain(rib: &mut Rib) {
+        let mut out = Vec::new();
+        rib.drain(1, &mut out);
+    }
+
+    /// eth1 192.0.2.1/24 + 2001:db8:1::1/64 on port 1, programmed.
+    fn rib() -> Rib {
+        let mut rib = Rib::new();
+        rib.set_interface(
+            1,
+            Interface {
+                name: "eth1".into(),
+                ifindex: 10,
+                up: true,
+                mtu: 1500,
+                mac: [2, 0, 0, 0, 0, 1],
+                addresses: vec![net("192.0.2.1/24"), net("2001:db8:1::1/64")],
+            },
+        )
+        .unwrap();
+        drain(&mut rib);
+        rib
+    }
+
+    fn speaker() -> Speaker {
+        Speaker::new(Settings {
+            local_as: LOCAL_AS,
+            router_id: "192.0.2.1".parse().unwrap(),
+            decision: DecisionConfig::default(),
+            ebgp_distance: 20,
+            ibgp_distance: 200,
+        })
+    }
+
+    fn spec(address: &str, remote_as: Asn) -> PeerSpec {
+        PeerSpec {
+            address: ip(address),
+            remote_as,
+            import: Filter::All,
+            export: Filter::All,
+            next_hop_self: false,
+            max_prefixes: None,
+        }
+    }
+
+    fn up(s: &mut Speaker, p: PeerIdx, id: &str) {
+        s.peer_up(
+            p,
+            SessionInfo {
+                peer_id: id.parse().unwrap(),
+                families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+                local_v4: Some("192.0.2.1".parse().unwrap()),
+                local_v6: Some("2001:db8:1::1".parse().unwrap()),
+            },
+        );
+    }
+
+    fn attrs(path: &[Asn], next_hop: &str) -> Arc<PathAttributes> {
+        let mut a = PathAttributes::local(NextHop::new(ip(next_hop)));
+        a.as_path = AsPath::sequence(path.iter().copied());
+        Arc::new(a)
+    }
+
+    /// The BGP route the RIB selected for `prefix`: protocol and next hops.
+    fn installed(rib: &mut Rib, prefix: &str) -> Option<(Protocol, Vec<IpAddr>)> {
+        drain(rib);
+        let views = rib.routes(&RouteFilter {
+            prefix: Some(net(prefix)),
+            selected_only: true,
+            ..RouteFilter::default()
+        });
+        let v = views
+            .into_iter()
+            .find(|v| matches!(v.protocol, Protocol::Ebgp | Protocol::Ibgp))?;
+        Some((v.protocol, v.resolved.iter().filter_map(|h| h.via).collect()))
+    }
+
+    /// Everything pending for `p`, as prefix -> attributes (None: withdrawn).
+    fn sent(s: &mut Speaker, p: PeerIdx) -> HashMap<IpNet, Option<Arc<PathAttributes>>> {
+        let out = s.take_outbound(p, usize::MAX);
+        let mut m = HashMap::new();
+        for w in out.withdrawn {
+            m.insert(w, None);
+        }
+        for (a, prefixes) in out.announced {
+            for n in prefixes {
+                m.insert(n, Some(Arc::clone(&a)));
+            }
+        }
+        m
+    }
+
+    /// Four peers: A and B eBGP (AS 64501, 64502), C and D iBGP, all up.
+    fn four(s: &mut Speaker) -> [PeerIdx; 4] {
+        let a = s.add_peer(spec("192.0.2.2", 64501));
+        let b = s.add_peer(spec("192.0.2.3", 64502));
+        let c = s.add_peer(spec("192.0.2.4", LOCAL_AS));
+        let d = s.add_peer(spec("192.0.2.5", LOCAL_AS));
+        for (p, id) in [(a, "10.0.0.2"), (b, "10.0.0.3"), (c, "10.0.0.4"), (d, "10.0.0.5")] {
+            up(s, p, id);
+        }
+        [a, b, c, d]
+    }
+
+    #[test]
+    fn ebgp_path_is_installed_and_exported_by_the_rules() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let [a, b, c, _] = four(&mut s);
+        let mut x = PathAttributes::clone(&attrs(&[64501, 64999], "192.0.2.2"));
+        x.med = Some(50);
+        s.receive(a, &mut rib, &[], &[(net("198.51.100.0/24"), Arc::new(x))])
+            .unwrap();
+        assert_eq!(
+            installed(&mut rib, "198.51.100.0/24"),
+            Some((Protocol::Ebgp, vec![ip("192.0.2.2")]))
+        );
+        // Not back to A.
+        assert!(sent(&mut s, a).is_empty());
+        // To eBGP B: our AS first, next hop self, no LOCAL_PREF, no MED from another AS.
+        let to_b = sent(&mut s, b).remove(&net("198.51.100.0/24")).unwrap().unwrap();
+        assert_eq!(to_b.as_path, AsPath::sequence([LOCAL_AS, 64501, 64999]));
+        assert_eq!(to_b.next_hop.addr, ip("192.0.2.1"));
+        assert_eq!((to_b.local_pref, to_b.med), (None, None));
+        // To iBGP C: path and next hop unchanged, LOCAL_PREF set, MED kept.
+        let to_c = sent(&mut s, c).remove(&net("198.51.100.0/24")).unwrap().unwrap();
+        assert_eq!(to_c.as_path, AsPath::sequence([64501, 64999]));
+        assert_eq!(to_c.next_hop.addr, ip("192.0.2.2"));
+        assert_eq!((to_c.local_pref, to_c.med), (Some(100), Some(50)));
+        assert_eq!(
+            s.counts(a),
+            PeerCounts {
+                received: 1,
+                accepted: 1,
+                advertised: 0
+            }
+        );
+        assert_eq!(s.counts(b).advertised, 1);
+    }
+
+    #[test]
+    fn better_path_wins_and_withdrawals_fall_back() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let [a, b, c, _] = four(&mut s);
+        let p = net("198.51.100.0/24");
+        s.receive(a, &mut rib, &[], &[(p, attrs(&[64501, 64999], "192.0.2.2"))])
+            .unwrap();
+        s.receive(b, &mut rib, &[], &[(p, attrs(&[64502], "192.0.2.3"))])
+            .unwrap();
+        assert_eq!(
+            installed(&mut rib, "198.51.100.0/24"),
+            Some((Protocol::Ebgp, vec![ip("192.0.2.3")]))
+        );
+        let paths = s.paths(&p);
+        assert!(paths[0].best && paths[0].peer == Some(ip("192.0.2.3")));
+        assert_eq!(paths[1].step, Some(Step::AsPathLength));
+        // B is not told about its own best path; it hears about A's once it withdraws its own.
+        let _ = sent(&mut s, b);
+        s.receive(b, &mut rib, &[p], &[]).unwrap();
+        assert_eq!(
+            installed(&mut rib, "198.51.100.0/24"),
+            Some((Protocol::Ebgp, vec![ip("192.0.2.2")]))
+        );
+        let to_b = sent(&mut s, b).remove(&p).unwrap().unwrap();
+        assert_eq!(to_b.as_path, AsPath::sequence([LOCAL_AS, 64501, 64999]));
+        // A's session goes down: the prefix is gone from the RIB and withdrawn from the others.
+        let _ = sent(&mut s, c);
+        s.peer_down(a, &mut rib);
+        assert_eq!(installed(&mut rib, "198.51.100.0/24"), None);
+        assert_eq!(sent(&mut s, c).remove(&p), Some(None));
+        assert_eq!(s.prefix_count(), 0);
+    }
+
+    #[test]
+    fn ibgp_paths_are_not_reflected_but_go_to_ebgp() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let [a, _, c, d] = four(&mut s);
+        let p = net("203.0.113.0/24");
+        let mut x = PathAttributes::clone(&attrs(&[64999], "192.0.2.4"));
+        x.local_pref = Some(300);
+        s.receive(c, &mut rib, &[], &[(p, Arc::new(x))]).unwrap();
+        assert_eq!(
+            installed(&mut rib, "203.0.113.0/24"),
+            Some((Protocol::Ibgp, vec![ip("192.0.2.4")]))
+        );
+        assert!(
+            sent(&mut s, d).is_empty(),
+            "an iBGP path must not go to another iBGP peer"
+        );
+        let to_a = sent(&mut s, a).remove(&p).unwrap().unwrap();
+        assert_eq!(to_a.as_path, AsPath::sequence([LOCAL_AS, 64999]));
+        assert_eq!(to_a.local_pref, None);
+    }
+
+    #[test]
+    fn well_known_communities_limit_export() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let [a, b, c, _] = four(&mut s);
+        let mut x = PathAttributes::clone(&attrs(&[64501], "192.0.2.2"));
+        x.add_community(Community::NO_EXPORT);
+        let mut y = PathAttributes::clone(&attrs(&[64501], "192.0.2.2"));
+        y.add_community(Community::NO_ADVERTISE);
+        s.receive(
+            a,
+            &mut rib,
+            &[],
+            &[
+                (net("203.0.113.0/25"), Arc::new(x)),
+                (net("203.0.113.128/25"), Arc::new(y)),
+            ],
+        )
+        .unwrap();
+        let to_b = sent(&mut s, b);
+        assert!(to_b.is_empty(), "{to_b:?}");
+        let to_c = sent(&mut s, c);
+        assert!(to_c.contains_key(&net("203.0.113.0/25")));
+        assert!(!to_c.contains_key(&net("203.0.113.128/25")));
+        // Both are still used for forwarding.
+        assert!(installed(&mut rib, "203.0.113.128/25").is_some());
+    }
+
+    #[test]
+    fn own_as_in_the_path_is_a_loop_and_is_not_accepted() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let [a, ..] = four(&mut s);
+        s.receive(
+            a,
+            &mut rib,
+            &[],
+            &[(net("203.0.113.0/24"), attrs(&[64501, LOCAL_AS, 7], "192.0.2.2"))],
+        )
+        .unwrap();
+        assert_eq!(
+            s.counts(a),
+            PeerCounts {
+                received: 1,
+                accepted: 0,
+                advertised: 0
+            }
+        );
+        assert_eq!(installed(&mut rib, "203.0.113.0/24"), None);
+    }
+
+    #[test]
+    fn import_policy_change_applies_to_what_was_received() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let mut sp = spec("192.0.2.2", 64501);
+        sp.import = Filter::None;
+        let a = s.add_peer(sp.clone());
+        up(&mut s, a, "10.0.0.2");
+        s.receive(
+            a,
+            &mut rib,
+            &[],
+            &[(net("203.0.113.0/24"), attrs(&[64501], "192.0.2.2"))],
+        )
+        .unwrap();
+        assert_eq!(
+            s.counts(a),
+            PeerCounts {
+                received: 1,
+                accepted: 0,
+                advertised: 0
+            }
+        );
+        assert_eq!(installed(&mut rib, "203.0.113.0/24"), None);
+        sp.import = Filter::Policy(Arc::new(|_: &IpNet, a: &Arc<PathAttributes>| {
+            let mut x = PathAttributes::clone(a);
+            x.local_pref = Some(250);
+            Some(Arc::new(x))
+        }));
+        s.update_peer(&mut rib, a, sp);
+        assert_eq!(s.counts(a).accepted, 1);
+        assert_eq!(
+            installed(&mut rib, "203.0.113.0/24"),
+            Some((Protocol::Ebgp, vec![ip("192.0.2.2")]))
+        );
+        assert_eq!(s.paths(&net("203.0.113.0/24"))[0].attrs.local_pref, Some(250));
+    }
+
+    #[test]
+    fn too_many_prefixes_is_an_error() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let mut sp = spec("192.0.2.2", 64501);
+        sp.max_prefixes = Some(2);
+        let a = s.add_peer(sp);
+        up(&mut s, a, "10.0.0.2");
+        let at = attrs(&[64501], "192.0.2.2");
+        let two: Vec<(IpNet, Arc<PathAttributes>)> = ["203.0.113.0/25", "203.0.113.128/25"]
+            .iter()
+            .map(|n| (net(n), Arc::clone(&at)))
+            .collect();
+        assert_eq!(s.receive(a, &mut rib, &[], &two), Ok(()));
+        let err = s
+            .receive(a, &mut rib, &[], &[(net("198.51.100.0/24"), at)])
+            .unwrap_err();
+        assert_eq!(
+            err,
+            MaxPrefixes {
+                family: Family::Ipv4Unicast,
+                limit: 2
+            }
+        );
+    }
+
+    #[test]
+    fn unreachable_next_hop_is_not_used_until_it_resolves() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let [a, _, c, _] = four(&mut s);
+        let p = net("203.0.113.0/24");
+        s.receive(c, &mut rib, &[], &[(p, attrs(&[64999], "198.18.0.9"))])
+            .unwrap();
+        assert_eq!(installed(&mut rib, "203.0.113.0/24"), None);
+        assert!(sent(&mut s, a).is_empty());
+        assert_eq!(s.paths(&p)[0].step, Some(Step::NextHopUnreachable));
+        // An IGP (here static) route to the next hop appears.
+        rib.upsert(
+            net("198.18.0.0/15"),
+            Route {
+                protocol: Protocol::Static,
+                id: 0,
+                distance: 1,
+                metric: 0,
+                target: Target::hops(vec![NextHopSpec {
+                    via: Some(ip("192.0.2.9")),
+                    port: None,
+                    weight: 1,
+                }]),
+            },
+        )
+        .unwrap();
+        drain(&mut rib);
+        assert_eq!(s.refresh_next_hops(&mut rib), 1);
+        assert_eq!(
+            installed(&mut rib, "203.0.113.0/24"),
+            Some((Protocol::Ibgp, vec![ip("192.0.2.9")]))
+        );
+        assert!(sent(&mut s, a).contains_key(&p));
+        // And goes away again.
+        rib.remove(net("198.18.0.0/15"), Protocol::Static, 0);
+        drain(&mut rib);
+        assert_eq!(s.refresh_next_hops(&mut rib), 1);
+        assert_eq!(installed(&mut rib, "203.0.113.0/24"), None);
+        assert_eq!(sent(&mut s, a).remove(&p), Some(None));
+    }
+
+    #[test]
+    fn originated_networks_are_advertised_not_installed() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let [a, _, c, _] = four(&mut s);
+        s.set_networks(&mut rib, &[net("192.0.2.0/24"), net("2001:db8:1::/64")]);
+        assert_eq!(installed(&mut rib, "192.0.2.0/24"), None);
+        let to_a = sent(&mut s, a);
+        let v4 = to_a[&net("192.0.2.0/24")].clone().unwrap();
+        assert_eq!(v4.as_path, AsPath::sequence([LOCAL_AS]));
+        assert_eq!(v4.origin, Origin::Igp);
+        assert_eq!(v4.next_hop.addr, ip("192.0.2.1"));
+        let v6 = to_a[&net("2001:db8:1::/64")].clone().unwrap();
+        assert_eq!(v6.next_hop.addr, ip("2001:db8:1::1"));
+        let to_c = sent(&mut s, c);
+        let v4 = to_c[&net("192.0.2.0/24")].clone().unwrap();
+        assert_eq!((v4.as_path.length(), v4.local_pref), (0, Some(100)));
+        assert_eq!(v4.next_hop.addr, ip("192.0.2.1"));
+        s.set_networks(&mut rib, &[]);
+        assert_eq!(sent(&mut s, a).remove(&net("192.0.2.0/24")), Some(None));
+    }
+
+    #[test]
+    fn outbound_groups_prefixes_by_attributes_and_a_new_session_gets_everything() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let a = s.add_peer(spec("192.0.2.2", 64501));
+        let b = s.add_peer(spec("192.0.2.3", 64502));
+        up(&mut s, a, "10.0.0.2");
+        let at = attrs(&[64501], "192.0.2.2");
+        let many: Vec<(IpNet, Arc<PathAttributes>)> = (0..200u32)
+            .map(|i| {
+                (
+                    IpNet::new(IpAddr::V4(Ipv4Addr::from(0xC612_0000 + (i << 8))), 24).unwrap(),
+                    Arc::clone(&at),
+                )
+            })
+            .collect();
+        s.receive(a, &mut rib, &[], &many).unwrap();
+        up(&mut s, b, "10.0.0.3");
+        let out = s.take_outbound(b, usize::MAX);
+        assert!(out.withdrawn.is_empty());
+        assert_eq!(out.announced.len(), 1, "one attribute set");
+        assert_eq!(out.announced[0].1.len(), 200);
+        assert!(!s.has_pending(b));
+        // Taking in slices.
+        s.peer_down(b, &mut rib);
+        up(&mut s, b, "10.0.0.3");
+        assert_eq!(s.take_outbound(b, 150).announced[0].1.len(), 150);
+        assert!(s.has_pending(b));
+        assert_eq!(s.take_outbound(b, 150).announced[0].1.len(), 50);
+    }
+
+    #[test]
+    fn multipath_installs_equal_paths_from_the_same_neighbour_as() {
+        let (mut rib, mut s) = (rib(), speaker());
+        s.settings.decision.multipath = true;
+        let a = s.add_peer(spec("192.0.2.2", 64501));
+        let b = s.add_peer(spec("192.0.2.3", 64501));
+        up(&mut s, a, "10.0.0.2");
+        up(&mut s, b, "10.0.0.3");
+        let p = net("203.0.113.0/24");
+        s.receive(a, &mut rib, &[], &[(p, attrs(&[64501, 7], "192.0.2.2"))])
+            .unwrap();
+        s.receive(b, &mut rib, &[], &[(p, attrs(&[64501, 8], "192.0.2.3"))])
+            .unwrap();
+        let (proto, mut hops) = installed(&mut rib, "203.0.113.0/24").unwrap();
+        hops.sort();
+        assert_eq!(
+            (proto, hops),
+            (Protocol::Ebgp, vec![ip("192.0.2.2"), ip("192.0.2.3")])
+        );
+    }
+}
