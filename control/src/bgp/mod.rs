@@ -9,4 +9,5 @@
 
 pub mod decision;
 pub mod speaker;
+pub mod message;
 pub mod types;
