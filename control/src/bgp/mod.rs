@@ -8,4 +8,5 @@
 //! export filters); a thin I/O layer binds them to the kernel's TCP sockets.
 
 pub mod decision;
+pub mod policy;
 pub mod types;
