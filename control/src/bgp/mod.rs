@@ -8,6 +8,7 @@
 //! export filters); a thin I/O layer binds them to the kernel's TCP sockets.
 
 pub mod decision;
-pub mod speaker;
 pub mod message;
+pub mod policy;
+pub mod speaker;
 pub mod types;
