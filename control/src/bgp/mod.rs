@@ -7,4 +7,5 @@
 //! `fsm` (the session state machine), `decision` (best-path selection), `policy` (import and
 //! export filters); a thin I/O layer binds them to the kernel's TCP sockets.
 
+pub mod fsm;
 pub mod types;
