@@ -7,8 +7,4 @@
 //! `fsm` (the session state machine), `decision` (best-path selection), `policy` (import and
 //! export filters); a thin I/O layer binds them to the kernel's TCP sockets.
 
-pub mod decision;
-pub mod message;
-pub mod policy;
-pub mod speaker;
 pub mod types;
