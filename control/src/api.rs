@@ -50,6 +50,22 @@ pub enum Request {
     Counters,
     /// Re-read the configuration file; a bad file leaves the running configuration alone.
     ConfigReload,
+    /// BGP: the speaker and one line per neighbour.
+    BgpSummary,
+    /// BGP: one neighbour in detail.
+    BgpNeighbor {
+        address: IpAddr,
+    },
+    /// BGP: every path of a prefix (or of every prefix, up to `limit`), the best first.
+    BgpRoutes {
+        prefix: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// BGP: close the session with a neighbour (Cease, administrative reset) and start again.
+    BgpReset {
+        address: IpAddr,
+    },
 }
 
 /// Prefixes per `route show` page: a full table is listed in about a hundred requests, never

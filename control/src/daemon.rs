@@ -10,6 +10,8 @@ use crate::api::{
     ChangeResult, CountersReport, FibLookupEntry, FibStats, HopView, InterfaceEntry, NeighborEntry,
     PortCountersEntry, ReloadResult, Reply, Request, RouteEntry, RoutePage, ROUTE_PAGE,
 };
+use crate::bgp::io::{BgpHost, BgpIo};
+use crate::bgp::service::{self as bgp_service, BgpService, Io as BgpIoAction};
 use crate::config::{self, Config};
 use crate::protocol::{Applied, Driver, Event};
 use crate::rib::{Interface, Protocol, Rib, RouteFilter, RouteView};
@@ -72,6 +74,23 @@ pub struct State {
     /// Next-hop sets of runtime static routes, shared between routes.
     targets: TargetCache,
     sysfs: PathBuf,
+    /// The BGP speaker, when `[bgp] enabled`.
+    bgp: Option<BgpService>,
+    /// What a replaced or stopped BGP service still asked the sockets to do.
+    bgp_orphans: Vec<BgpIoAction>,
+    /// Tells each BGP service's connections apart from the previous one's.
+    bgp_generation: u16,
+}
+
+impl BgpHost for State {
+    fn bgp(&mut self) -> Option<(&mut BgpService, &mut Rib)> {
+        let rib = &mut self.rib;
+        self.bgp.as_mut().map(|b| (b, rib))
+    }
+
+    fn take_orphan_io(&mut self) -> Vec<BgpIoAction> {
+        std::mem::take(&mut self.bgp_orphans)
+    }
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -135,6 +154,9 @@ impl State {
             },
             targets: TargetCache::default(),
             sysfs,
+            bgp: None,
+            bgp_orphans: Vec::new(),
+            bgp_generation: 0,
         };
         state.apply_config(cfg)?;
         // Whatever the engine holds (from an earlier control process, or nothing), replace it
@@ -148,6 +170,10 @@ impl State {
     /// (route files are read then), and only if all agree do interfaces and routes change.
     fn apply_config(&mut self, cfg: Config) -> Result<ReloadResult> {
         self.driver.check_config(&cfg).map_err(anyhow::Error::msg)?;
+        if cfg.bgp.enabled {
+            let filters = bgp_service::policy_filters(&cfg.bgp).map_err(anyhow::Error::msg)?;
+            BgpService::check(&cfg.bgp, &cfg.interfaces, &filters).map_err(anyhow::Error::msg)?;
+        }
         // Interfaces: ports are numbered in configuration order.
         for port in cfg.interfaces.len()..self.config.interfaces.len() {
             self.rib.remove_interface(port as u16);
@@ -163,6 +189,7 @@ impl State {
             .broadcast(&Event::Config(&config), &mut self.rib, Instant::now())
             .map_err(anyhow::Error::msg)?;
         self.report(&applied);
+        self.apply_bgp();
         let statics = self.driver.get::<StaticRoutes>();
         let (added, removed) = statics.map_or((0, 0), StaticRoutes::last_change);
         Ok(ReloadResult {
@@ -172,6 +199,49 @@ impl State {
             routes_added: added,
             routes_removed: removed,
         })
+    }
+
+    /// Starts, restarts or stops the BGP service to match the configuration (checked before).
+    /// Any change to `[bgp]` restarts it: every session is reset and learns again.
+    fn apply_bgp(&mut self) {
+        let want = self.config.bgp.enabled.then(|| self.config.bgp.clone());
+        if self.bgp.as_ref().map(|b| b.config()) == want.as_ref() {
+            return;
+        }
+        self.stop_bgp();
+        let Some(cfg) = want else { return };
+        let filters = match bgp_service::policy_filters(&cfg) {
+            Ok(f) => f,
+            Err(e) => return tracing::error!("bgp: not started: {e}"),
+        };
+        match BgpService::new(
+            &cfg,
+            &self.config.interfaces,
+            &filters,
+            &mut self.rib,
+            Instant::now(),
+            self.bgp_generation,
+        ) {
+            Ok(svc) => {
+                self.bgp_generation = self.bgp_generation.wrapping_add(1);
+                tracing::info!(
+                    "bgp: AS{} with {} neighbor(s), {} network(s)",
+                    cfg.local_as,
+                    cfg.neighbors.len(),
+                    cfg.networks.len()
+                );
+                self.bgp = Some(svc);
+            }
+            Err(e) => tracing::error!("bgp: not started: {e}"),
+        }
+    }
+
+    /// Stops the BGP service: Cease to every neighbour, its routes out of the RIB.
+    fn stop_bgp(&mut self) {
+        if let Some(mut old) = self.bgp.take() {
+            old.shutdown(Instant::now(), &mut self.rib);
+            self.bgp_orphans.extend(old.take_io());
+        }
     }
 
     /// Logs what protocol instances asked that could not be done.
@@ -508,10 +578,46 @@ impl State {
                 }
                 Reply::ok(self.apply_config(cfg)?)
             }
+            Request::BgpSummary => Reply::ok(self.bgp_ref()?.summary(Instant::now())),
+            Request::BgpNeighbor { address } => {
+                let d = self
+                    .bgp_ref()?
+                    .neighbor(*address, Instant::now())
+                    .ok_or_else(|| anyhow::anyhow!("no BGP neighbor {address}"))?;
+                Reply::ok(d)
+            }
+            Request::BgpRoutes { prefix, limit } => {
+                let prefix = prefix
+                    .as_deref()
+                    .map(routetext::parse_prefix)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
+                let limit = limit.unwrap_or(ROUTE_PAGE).clamp(1, ROUTE_PAGE) as usize;
+                let bgp = self
+                    .bgp
+                    .as_mut()
+                    .ok_or_else(|| anyhow::anyhow!("BGP is not enabled"))?;
+                Reply::ok(bgp.routes(prefix, limit))
+            }
+            Request::BgpReset { address } => {
+                let bgp = self
+                    .bgp
+                    .as_mut()
+                    .ok_or_else(|| anyhow::anyhow!("BGP is not enabled"))?;
+                bgp.reset(Instant::now(), &mut self.rib, *address)
+                    .map_err(anyhow::Error::msg)?;
+                Reply::ok(ChangeResult::default())
+            }
             Request::FibLookup { .. } | Request::Neighbors => {
                 Reply::error("internal: engine requests are handled asynchronously")
             }
         })
+    }
+
+    fn bgp_ref(&self) -> Result<&BgpService> {
+        self.bgp
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("BGP is not enabled"))
     }
 
     fn fib_stats(&self) -> FibStats {
@@ -837,6 +943,7 @@ pub fn run(opts: Options) -> Result<()> {
                 .await;
             }
         });
+        let bgp_io = BgpIo::start(Arc::clone(&state));
         let port_state = Arc::clone(&state);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -862,6 +969,12 @@ pub fn run(opts: Options) -> Result<()> {
                 }
             }
         }
+        // Tell every BGP neighbour (Cease, administrative shutdown) and give the sockets a
+        // moment to carry it.
+        lock(&state).stop_bgp();
+        bgp_io.flush_orphans();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        bgp_io.stop();
         Ok::<_, anyhow::Error>(())
     });
     let _ = std::fs::remove_file(&socket);

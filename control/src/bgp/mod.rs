@@ -7,4 +7,11 @@
 //! `fsm` (the session state machine), `decision` (best-path selection), `policy` (import and
 //! export filters); a thin I/O layer binds them to the kernel's TCP sockets.
 
+pub mod decision;
+pub mod fsm;
+pub mod io;
+pub mod message;
+pub mod policy;
+pub mod service;
+pub mod speaker;
 pub mod types;

@@ -508,6 +508,13 @@ impl Speaker {
         affected.len()
     }
 
+    /// The peer asked for everything again (ROUTE-REFRESH, RFC 2918): all it should know is
+    /// queued, whether or not it was sent before.
+    pub fn resend_all(&mut self, p: PeerIdx) {
+        self.peers[usize::from(p)].adj_out.clear();
+        self.export_all(p);
+    }
+
     /// Queues every best path for peer `p` (session up, or its export policy changed).
     fn export_all(&mut self, p: PeerIdx) {
         let mut bests: Vec<(IpNet, Path)> = Vec::with_capacity(self.candidates.len());

@@ -11,6 +11,7 @@ use xroute_control::api::{
     ChangeResult, CountersReport, FibLookupEntry, FibStats, InterfaceEntry, NeighborEntry, ReloadResult,
     Request, RouteEntry, RoutePage,
 };
+use xroute_control::bgp::service::{NeighborDetail, PathEntry, Summary};
 use xroute_control::client::Client;
 use xroute_control::routefile;
 
@@ -78,6 +79,30 @@ enum Command {
     /// The daemon's configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// BGP: sessions, paths and the decision between them, resets.
+    #[command(subcommand)]
+    Bgp(BgpCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum BgpCmd {
+    /// One line per neighbour: AS, session state and how long it has been in it, prefixes
+    /// received, accepted by the import policy and advertised, messages in and out.
+    Summary,
+    /// One neighbour in detail: negotiated hold time, families and capabilities, policies,
+    /// message and error counters, RFC 7606 repairs, the last error.
+    Neighbor { address: IpAddr },
+    /// Every path of PREFIX (or of every prefix, up to --limit), best first: next hop, AS path,
+    /// origin, LOCAL_PREF, MED, communities, and which step of the decision process made the
+    /// best path win or the others lose.
+    Routes {
+        prefix: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Close the session with ADDRESS (NOTIFICATION Cease, administrative reset) and start it
+    /// again; also restarts a session closed for too many prefixes.
+    Reset { address: IpAddr },
 }
 
 #[derive(Subcommand, Debug)]
@@ -276,6 +301,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Bgp(cmd) => bgp(&mut c, cmd, json)?,
         Command::Interfaces => {
             let v: Vec<InterfaceEntry> = c.get(&Request::Interfaces)?;
             if json {
@@ -588,4 +614,186 @@ fn import(
         }
     }
     Ok(())
+}
+
+fn bgp(c: &mut Client, cmd: BgpCmd, json: bool) -> Result<()> {
+    match cmd {
+        BgpCmd::Summary => {
+            let s: Summary = c.get(&Request::BgpSummary)?;
+            if json {
+                return print_json(&s);
+            }
+            println!(
+                "BGP AS{}, router ID {}, {} prefixes",
+                s.local_as, s.router_id, s.prefixes
+            );
+            println!(
+                "{:<26} {:>10} {:<20} {:>10} {:>9} {:>9} {:>10} {:>9} {:>9}",
+                "Neighbor", "AS", "State", "For", "Received", "Accepted", "Advertised", "MsgIn", "MsgOut"
+            );
+            for n in &s.neighbors {
+                println!(
+                    "{:<26} {:>10} {:<20} {:>10} {:>9} {:>9} {:>10} {:>9} {:>9}",
+                    n.address.to_string(),
+                    n.remote_as,
+                    n.state,
+                    n.state_seconds.map_or_else(|| "-".to_owned(), duration),
+                    n.received,
+                    n.accepted,
+                    n.advertised,
+                    n.messages_in,
+                    n.messages_out
+                );
+                if n.state != "Established" {
+                    if let Some(e) = &n.last_error {
+                        println!("{:<26} last error: {e}", "");
+                    }
+                }
+            }
+        }
+        BgpCmd::Neighbor { address } => {
+            let d: NeighborDetail = c.get(&Request::BgpNeighbor { address })?;
+            if json {
+                return print_json(&d);
+            }
+            let s = &d.summary;
+            let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+            println!(
+                "neighbor {} AS{} ({}){}",
+                s.address,
+                s.remote_as,
+                d.kind,
+                s.description
+                    .as_ref()
+                    .map_or(String::new(), |x| format!(" \"{x}\""))
+            );
+            println!("  state {} for {}", s.state, opt(s.state_seconds.map(duration)));
+            println!(
+                "  local address {}, peer router ID {}",
+                opt(d.local_address.map(|a| a.to_string())),
+                opt(d.peer_router_id.map(|a| a.to_string()))
+            );
+            println!(
+                "  hold time {} s, keepalive {} s, 4-octet AS {}, route refresh {}, families {}",
+                opt(d.hold_time.map(|x| x.to_string())),
+                opt(d.keepalive.map(|x| x.to_string())),
+                opt(d.four_octet_as.map(|x| x.to_string())),
+                opt(d.route_refresh.map(|x| x.to_string())),
+                if d.families.is_empty() {
+                    "-".to_owned()
+                } else {
+                    d.families.join(" ")
+                }
+            );
+            println!(
+                "  import {}, export {}, max prefixes {}{}{}",
+                d.import,
+                d.export,
+                opt(d.max_prefixes.map(|x| x.to_string())),
+                if d.passive { ", passive" } else { "" },
+                if d.shutdown { ", shut down" } else { "" }
+            );
+            println!(
+                "  prefixes received {}, accepted {}, advertised {}",
+                s.received, s.accepted, s.advertised
+            );
+            println!(
+                "  messages in {} out {}; updates in {} out {}; notifications in {} out {}",
+                s.messages_in,
+                s.messages_out,
+                d.updates_in,
+                d.updates_out,
+                d.notifications_in,
+                d.notifications_out
+            );
+            println!(
+                "  established {} time(s), {} connection attempt(s)",
+                d.established_transitions, d.connect_attempts
+            );
+            if d.repaired_updates > 0 {
+                println!(
+                    "  {} malformed UPDATE(s) repaired (RFC 7606), last: {}",
+                    d.repaired_updates,
+                    opt(d.last_repair.clone())
+                );
+            }
+            if let Some(e) = &s.last_error {
+                println!("  last error: {e}");
+            }
+            for conn in &d.connections {
+                println!("  connection {conn}");
+            }
+        }
+        BgpCmd::Routes { prefix, limit } => {
+            let v: Vec<PathEntry> = c.get(&Request::BgpRoutes {
+                prefix,
+                limit: Some(limit),
+            })?;
+            if json {
+                return print_json(&v);
+            }
+            let mut last = None;
+            for p in &v {
+                if last != Some(p.prefix) {
+                    println!("{}", p.prefix);
+                    last = Some(p.prefix);
+                }
+                let mark = if p.best {
+                    "*"
+                } else if p.multipath {
+                    "="
+                } else {
+                    " "
+                };
+                let from = p.peer.map_or_else(|| "local".to_owned(), |a| a.to_string());
+                let mut line = format!(
+                    "  {mark} via {} from {from}  path [{}] {}",
+                    p.next_hop, p.as_path, p.origin
+                );
+                if let Some(lp) = p.local_pref {
+                    line.push_str(&format!("  local-pref {lp}"));
+                }
+                if let Some(med) = p.med {
+                    line.push_str(&format!("  med {med}"));
+                }
+                match p.igp_cost {
+                    Some(c) => line.push_str(&format!("  igp-cost {c}")),
+                    None => line.push_str("  next hop unreachable"),
+                }
+                if !p.communities.is_empty() {
+                    line.push_str(&format!("  communities {}", p.communities.join(" ")));
+                }
+                if let Some(a) = &p.aggregator {
+                    line.push_str(&format!("  aggregator {a}"));
+                }
+                if p.atomic_aggregate {
+                    line.push_str("  atomic-aggregate");
+                }
+                match (&p.reason, p.best) {
+                    (Some(r), true) => line.push_str(&format!("  (best: {r})")),
+                    (Some(r), false) => line.push_str(&format!("  (lost: {r})")),
+                    (None, _) => {}
+                }
+                println!("{line}");
+            }
+        }
+        BgpCmd::Reset { address } => {
+            let r: ChangeResult = c.get(&Request::BgpReset { address })?;
+            if json {
+                return print_json(&r);
+            }
+            println!("reset the session with {address}");
+        }
+    }
+    Ok(())
+}
+
+/// Seconds as `1d02:03:04` / `02:03:04`.
+fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d{h:02}:{m:02}:{s:02}")
+    } else {
+        format!("{h:02}:{m:02}:{s:02}")
+    }
 }

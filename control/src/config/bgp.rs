@@ -32,6 +32,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{error_at, ConfigError};
+use crate::bgp::policy::{self, AsPathListDef, CommunityListDef, PolicyConfig, PolicyDef, PrefixListDef};
 use crate::bgp::types::{Asn, Family};
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -85,6 +86,9 @@ pub struct BgpConfig {
     pub networks: Vec<IpNet>,
     /// `[[bgp.neighbor]]`, in file order; no address twice.
     pub neighbors: Vec<NeighborConfig>,
+    /// `[[bgp.prefix-list]]`, `[[bgp.as-path-list]]`, `[[bgp.community-list]]`,
+    /// `[[bgp.policy]]` (see `bgp::policy`); every policy a neighbour names exists and compiles.
+    pub policy: PolicyConfig,
 }
 
 impl Default for BgpConfig {
@@ -106,6 +110,7 @@ impl Default for BgpConfig {
             ibgp_distance: DEFAULT_IBGP_DISTANCE,
             networks: Vec::new(),
             neighbors: Vec::new(),
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -211,6 +216,14 @@ pub(super) struct RawBgp {
     pub network: Vec<Spanned<String>>,
     #[serde(default)]
     pub neighbor: Vec<Spanned<RawNeighbor>>,
+    #[serde(default)]
+    pub prefix_list: Vec<PrefixListDef>,
+    #[serde(default)]
+    pub as_path_list: Vec<AsPathListDef>,
+    #[serde(default)]
+    pub community_list: Vec<CommunityListDef>,
+    #[serde(default)]
+    pub policy: Vec<PolicyDef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -352,9 +365,36 @@ pub(super) fn validate(raw: &RawBgp, cx: &Context<'_>) -> Result<BgpConfig> {
         }
         networks.push(prefix);
     }
+    let policy = PolicyConfig {
+        prefix_list: raw.prefix_list.clone(),
+        as_path_list: raw.as_path_list.clone(),
+        community_list: raw.community_list.clone(),
+        policy: raw.policy.clone(),
+    };
+    let compiled = policy::compile(&policy).map_err(|e| ConfigError {
+        origin: cx.origin.to_owned(),
+        line: None,
+        column: None,
+        field: "bgp".to_owned(),
+        message: e.to_string(),
+    })?;
     let mut neighbors: Vec<NeighborConfig> = Vec::with_capacity(raw.neighbor.len());
     for (i, n) in raw.neighbor.iter().enumerate() {
         let nb = neighbor(cx, n.get_ref(), i, local_as, hold_time)?;
+        for (key, p, raw_p) in [
+            ("import", &nb.import, &n.get_ref().import),
+            ("export", &nb.export, &n.get_ref().export),
+        ] {
+            if let (PolicyRef::Named(name), Some(span)) = (p, raw_p) {
+                if compiled.get(name).is_none() {
+                    return Err(cx.error(
+                        &span.span(),
+                        &format!("bgp.neighbor[{i}].{key}"),
+                        format!("no [[bgp.policy]] named {name:?} (or \"all\", \"none\")"),
+                    ));
+                }
+            }
+        }
         if let Some(first) = neighbors.iter().position(|o| o.address == nb.address) {
             let raw_n = n.get_ref();
             return Err(cx.error(
@@ -400,6 +440,7 @@ pub(super) fn validate(raw: &RawBgp, cx: &Context<'_>) -> Result<BgpConfig> {
             .unwrap_or(defaults.ibgp_distance),
         networks,
         neighbors,
+        policy,
     })
 }
 
@@ -610,6 +651,21 @@ pub(super) fn render(out: &mut String, bgp: &BgpConfig) {
             "families",
             &list(n.families.iter().map(|f| string(f.as_str()))),
         );
+    }
+    if bgp.policy != PolicyConfig::default() {
+        #[derive(serde::Serialize)]
+        struct Wrapper<'a> {
+            bgp: &'a PolicyConfig,
+        }
+        match toml::to_string(&Wrapper { bgp: &bgp.policy }) {
+            Ok(text) => {
+                out.push('\n');
+                out.push_str(&text);
+            }
+            Err(e) => {
+                let _ = writeln!(out, "# the policies could not be rendered: {e}");
+            }
+        }
     }
 }
 
