@@ -31,6 +31,11 @@ mod pack;
 mod route_refresh;
 mod update;
 
+#[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
+mod rfc7606_tests;
+
 use super::types::Family;
 
 pub use attributes::{attr_name, attr_type};
