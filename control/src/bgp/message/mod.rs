@@ -34,6 +34,10 @@ mod update;
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
+mod pcap_tests;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod rfc7606_tests;
 
 use super::types::Family;

@@ -631,7 +631,8 @@ pub(super) fn decode_update(body: &[u8], ctx: &DecodeContext) -> Result<Update, 
     decode_prefixes(nlri_field, Family::Ipv4Unicast, &mut nlri).map_err(invalid_network)?;
 
     let mut found = Found::default();
-    if !ctx.families.contains(Family::Ipv4Unicast) && !(withdrawn.is_empty() && nlri.is_empty()) {
+    let any_ipv4 = !withdrawn.is_empty() || !nlri.is_empty();
+    if any_ipv4 && !ctx.families.contains(Family::Ipv4Unicast) {
         found.issues.push(UpdateIssue {
             action: Action::NlriIgnored,
             type_code: None,
