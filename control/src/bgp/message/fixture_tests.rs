@@ -204,6 +204,21 @@ fn ipv6_mp_reach_with_link_local_next_hop_both_ways() {
 }
 
 #[test]
+fn a_link_local_next_hop_behind_an_unspecified_global_one_stands_alone() {
+    let mut mp = vec![0, 2, 1, 32];
+    mp.extend_from_slice(&[0; 16]);
+    mp.extend_from_slice(&"fe80::2".parse::<Ipv6Addr>().unwrap().octets());
+    mp.extend_from_slice(&[0, 32, 0x20, 0x01, 0x0d, 0xb8]);
+    let attrs = [attr(0x80, 14, &mp), origin_igp(), attr(0x40, 2, &[])].concat();
+    let u = decode_update(&update(&[], &attrs, &[]), &ctx(true, false));
+    assert!(u.issues.is_empty(), "{:?}", u.issues);
+    assert_eq!(
+        u.announced[0].attrs.next_hop,
+        NextHop::new("fe80::2".parse().unwrap())
+    );
+}
+
+#[test]
 fn ipv6_mp_unreach_both_ways() {
     let attrs = attr(0x80, 15, &[0, 2, 1, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 7]);
     let wire = update(&[], &attrs, &[]);

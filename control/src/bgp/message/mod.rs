@@ -34,6 +34,8 @@ mod update;
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
+mod mrt_tests;
+#[cfg(test)]
 mod pcap_tests;
 #[cfg(test)]
 mod proptests;

@@ -550,9 +550,15 @@ impl Found {
                     let a = Ipv6Addr::from(b);
                     (!a.is_unspecified()).then_some(a)
                 });
-                NextHop {
-                    addr: IpAddr::V6(Ipv6Addr::from(g)),
-                    link_local,
+                let global = Ipv6Addr::from(g);
+                match link_local {
+                    // A speaker without a global address (link-local peering) sends :: there:
+                    // the link-local address is then the next hop.
+                    Some(ll) if global.is_unspecified() => NextHop::new(IpAddr::V6(ll)),
+                    _ => NextHop {
+                        addr: IpAddr::V6(global),
+                        link_local,
+                    },
                 }
             }
             _ => return Err(bad()),
