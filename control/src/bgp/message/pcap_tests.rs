@@ -181,14 +181,7 @@ fn decode_capture(name: &str) -> Option<BTreeMap<Flow, Vec<Message>>> {
         })
         .collect();
     let ctx = match opens.as_slice() {
-        [a, b] => DecodeContext::new(
-            a.four_octet_as().is_some() && b.four_octet_as().is_some(),
-            a.asn() != b.asn(),
-            a.families()
-                .into_iter()
-                .filter(|f| b.families().contains(f))
-                .collect(),
-        ),
+        [a, b] => DecodeContext::negotiated(a, b),
         _ => boot,
     };
     let enc = EncodeContext {
