@@ -19,6 +19,21 @@
 //! - `pack`: turning one set of attributes and many prefixes into as few UPDATEs as fit in
 //!   4096 bytes, and End-of-RIB markers (RFC 4724).
 //!
+//! A decoded [`Update`] says what the message means rather than how it was laid out:
+//! `withdrawn` gathers the Withdrawn Routes field and MP_UNREACH_NLRI, and `announced` holds one
+//! [`Announcement`] (family, full [`PathAttributes`](super::types::PathAttributes) with its next
+//! hop, prefixes) per next hop, since one UPDATE may carry IPv4 NLRI with NEXT_HOP and IPv6 in
+//! MP_REACH_NLRI with another. A 2-octet session's AS4_PATH and AS4_AGGREGATOR are already
+//! merged in. Encoding goes the other way: [`encode_announce`] and [`encode_withdraw`] pack many
+//! prefixes into as few messages as fit.
+//!
+//! ```text
+//! reader:   while let Some(n) = frame_len(&buf)? { if buf.len() < n { break }
+//!               match decode(&buf[..n], &ctx)? { ... } ; buf.drain(..n); }
+//! ctx:      DecodeContext::negotiated(&our_open, &their_open)
+//! errors:   Err(notification) -> send it, close; Update::issues -> log, count
+//! ```
+//!
 //! Decoding is allocation-light because a full table (about a million prefixes in a few hundred
 //! thousand UPDATEs) arrives at session start: the only allocations are the output vectors
 //! (prefixes, AS path segments, communities, unknown attributes).
@@ -30,6 +45,17 @@ mod open;
 mod pack;
 mod route_refresh;
 mod update;
+
+#[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
+mod mrt_tests;
+#[cfg(test)]
+mod pcap_tests;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod rfc7606_tests;
 
 use super::types::Family;
 
@@ -177,6 +203,22 @@ impl DecodeContext {
             families,
         }
     }
+
+    /// The context of a session whose OPENs were `ours` and `theirs`: 4-octet AS numbers when
+    /// both sent the capability (RFC 6793 3), eBGP when the ASes differ (xroute has no
+    /// confederations), the families both announced (RFC 4760 8).
+    pub fn negotiated(ours: &Open, theirs: &Open) -> Self {
+        let their_families = theirs.families();
+        Self {
+            four_octet_as: ours.four_octet_as().is_some() && theirs.four_octet_as().is_some(),
+            ebgp: ours.asn() != theirs.asn(),
+            families: ours
+                .families()
+                .into_iter()
+                .filter(|f| their_families.contains(f))
+                .collect(),
+        }
+    }
 }
 
 /// What encoding an UPDATE needs to know about the session.
@@ -185,6 +227,15 @@ pub struct EncodeContext {
     /// Both sides sent the 4-octet AS capability; otherwise AS numbers above 65535 travel as
     /// AS_TRANS with AS4_PATH / AS4_AGGREGATOR beside them (RFC 6793 4.2.2).
     pub four_octet_as: bool,
+}
+
+impl EncodeContext {
+    /// The context of a session whose OPENs were `ours` and `theirs`.
+    pub fn negotiated(ours: &Open, theirs: &Open) -> Self {
+        Self {
+            four_octet_as: DecodeContext::negotiated(ours, theirs).four_octet_as,
+        }
+    }
 }
 
 /// Why a message could not be encoded. Only locally built content can cause these, never
@@ -382,6 +433,41 @@ mod tests {
         let n = decode(&m, &ctx).unwrap_err();
         assert_eq!((n.code, n.subcode, n.data.clone()), (1, 2, vec![0, 19]));
         assert_eq!(decode(&m[..19], &ctx), Ok(Message::Keepalive));
+    }
+
+    #[test]
+    fn contexts_follow_what_both_opens_say() {
+        use std::net::Ipv4Addr;
+        let id = Ipv4Addr::new(192, 0, 2, 1);
+        let ours = Open::new(
+            65001,
+            90,
+            id,
+            vec![
+                Capability::Multiprotocol(Family::Ipv4Unicast),
+                Capability::Multiprotocol(Family::Ipv6Unicast),
+                Capability::FourOctetAs(65001),
+            ],
+        );
+        let v6_four = Open::new(
+            4_200_000_000,
+            90,
+            id,
+            vec![Capability::Multiprotocol(Family::Ipv6Unicast)],
+        );
+        let ctx = DecodeContext::negotiated(&ours, &v6_four);
+        assert_eq!(
+            ctx,
+            DecodeContext::new(true, true, [Family::Ipv6Unicast].into_iter().collect())
+        );
+        // An old iBGP speaker without capabilities: 2-octet, IPv4 only.
+        let old = Open::new(65001, 90, id, vec![]);
+        let ctx = DecodeContext::negotiated(&ours, &old);
+        assert_eq!(
+            ctx,
+            DecodeContext::new(false, false, [Family::Ipv4Unicast].into_iter().collect())
+        );
+        assert!(!EncodeContext::negotiated(&ours, &old).four_octet_as);
     }
 
     #[test]

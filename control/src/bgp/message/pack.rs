@@ -249,3 +249,172 @@ pub fn encode_end_of_rib(family: Family, out: &mut Vec<u8>) {
     // 23 or 29 bytes: cannot fail.
     let _ = write_update(&parts, out);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::types::{AsPath, Community, Origin};
+    use super::super::{decode, frame_len, DecodeContext, FamilySet, Message, Update};
+    use super::*;
+    use ipnet::{Ipv4Net, Ipv6Net};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// Cuts `bytes` into messages, checking each is at most 4096 bytes, and decodes them.
+    fn decode_all(bytes: &[u8], four_octet_as: bool) -> Vec<Update> {
+        let ctx = DecodeContext::new(four_octet_as, false, FamilySet::all());
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let len = frame_len(rest).unwrap().unwrap();
+            assert!(len <= MAX_MESSAGE_LEN);
+            match decode(&rest[..len], &ctx) {
+                Ok(Message::Update(u)) => {
+                    assert!(u.issues.is_empty(), "{:?}", u.issues);
+                    out.push(u);
+                }
+                other => panic!("{other:?}"),
+            }
+            rest = &rest[len..];
+        }
+        out
+    }
+
+    fn announced(updates: &[Update], attrs: &PathAttributes) -> Vec<IpNet> {
+        updates
+            .iter()
+            .flat_map(|u| {
+                assert!(u.withdrawn.is_empty());
+                assert_eq!(u.announced.len(), 1);
+                assert_eq!(&u.announced[0].attrs, attrs);
+                u.announced[0].prefixes.iter().copied()
+            })
+            .collect()
+    }
+
+    fn v4_prefixes(n: u32, len: u8) -> Vec<IpNet> {
+        (0..n)
+            .map(|i| {
+                let addr = Ipv4Addr::from((10 << 24) | (i << (32 - len)));
+                IpNet::V4(Ipv4Net::new(addr, len).unwrap())
+            })
+            .collect()
+    }
+
+    fn attrs(next_hop: &str) -> PathAttributes {
+        let mut a = PathAttributes::local(NextHop::new(next_hop.parse().unwrap()));
+        a.origin = Origin::Incomplete;
+        a.as_path = AsPath::sequence([64500, 4_200_000_000, 65550]);
+        a.med = Some(10);
+        a.add_community(Community::new(64500, 7));
+        a
+    }
+
+    #[test]
+    fn ipv4_announcements_fill_each_message_and_come_back_exactly() {
+        let a = attrs("192.0.2.1");
+        let prefixes = v4_prefixes(10_000, 24);
+        let mut out = Vec::new();
+        let n = encode_announce(&a, &prefixes, &EncodeContext { four_octet_as: true }, &mut out).unwrap();
+        let updates = decode_all(&out, true);
+        assert_eq!(updates.len(), n);
+        assert_eq!(announced(&updates, &a), prefixes);
+        // As few messages as the room allows: each /24 takes 4 bytes.
+        let mut common = Vec::new();
+        encode_attributes(&a, &EncodeContext { four_octet_as: true }, true, &mut common).unwrap();
+        let per_message = (MAX_MESSAGE_LEN - UPDATE_FIXED - common.len()) / 4;
+        assert_eq!(n, 10_000usize.div_ceil(per_message));
+        assert!(n > 5);
+    }
+
+    #[test]
+    fn a_two_octet_session_gets_as4_path_and_the_same_path_back() {
+        let a = attrs("192.0.2.1");
+        let prefixes = v4_prefixes(2000, 22);
+        let mut out = Vec::new();
+        encode_announce(&a, &prefixes, &EncodeContext { four_octet_as: false }, &mut out).unwrap();
+        let updates = decode_all(&out, false);
+        assert_eq!(announced(&updates, &a), prefixes);
+    }
+
+    #[test]
+    fn ipv6_announcements_use_mp_reach_with_extended_length() {
+        let mut a = attrs("2001:db8::1");
+        a.next_hop.link_local = Some("fe80::1".parse().unwrap());
+        let prefixes: Vec<IpNet> = (0..5000u128)
+            .map(|i| {
+                let addr = Ipv6Addr::from((0x2001_0db8u128 << 96) | (i << 80));
+                IpNet::V6(Ipv6Net::new(addr, 48).unwrap())
+            })
+            .collect();
+        let mut out = Vec::new();
+        let n = encode_announce(&a, &prefixes, &EncodeContext { four_octet_as: true }, &mut out).unwrap();
+        let updates = decode_all(&out, true);
+        assert_eq!(updates.len(), n);
+        assert_eq!(announced(&updates, &a), prefixes);
+        // 7 bytes a prefix; every message but the last nearly full.
+        assert_eq!(n, 5000usize.div_ceil((MAX_MESSAGE_LEN - 100) / 7));
+        // MP_REACH_NLRI comes first, with the Extended Length bit.
+        let first = &out[HEADER_LEN_FOR_TESTS + 4..];
+        assert_eq!(&first[..2], &[0x90, 14]);
+    }
+
+    const HEADER_LEN_FOR_TESTS: usize = 19;
+
+    #[test]
+    fn withdrawals_of_both_families_are_packed_and_come_back_exactly() {
+        let mut prefixes = v4_prefixes(3000, 24);
+        let v6: Vec<IpNet> = (0..3000u128)
+            .map(|i| {
+                let addr = Ipv6Addr::from((0x2001_0db8u128 << 96) | (i << 64));
+                IpNet::V6(Ipv6Net::new(addr, 64).unwrap())
+            })
+            .collect();
+        prefixes.extend(v6.iter().copied());
+        // Interleave the families: the output groups them, each in its order.
+        prefixes.rotate_left(1500);
+        let mut out = Vec::new();
+        let n = encode_withdraw(&prefixes, &mut out);
+        let updates = decode_all(&out, true);
+        assert_eq!(updates.len(), n);
+        let back: Vec<IpNet> = updates
+            .iter()
+            .flat_map(|u| {
+                assert!(u.announced.is_empty());
+                u.withdrawn.iter().copied()
+            })
+            .collect();
+        let (want_v4, want_v6): (Vec<IpNet>, Vec<IpNet>) =
+            prefixes.iter().partition(|p| matches!(p, IpNet::V4(_)));
+        assert_eq!(back, [want_v4, want_v6].concat());
+        assert_eq!(
+            n,
+            3000usize.div_ceil(4073 / 4) + 3000usize.div_ceil((4096 - 23 - 7) / 9)
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_encoded_is_refused_and_nothing_is_appended() {
+        let ctx = EncodeContext { four_octet_as: true };
+        let mut out = vec![1, 2, 3];
+        let mut huge = attrs("192.0.2.1");
+        for i in 0..1100 {
+            huge.add_community(Community(i));
+        }
+        assert!(matches!(
+            encode_announce(&huge, &v4_prefixes(1, 24), &ctx, &mut out),
+            Err(EncodeError::AttributesTooLong(_))
+        ));
+        let mixed = [v4_prefixes(1, 24), vec!["2001:db8::/32".parse().unwrap()]].concat();
+        assert_eq!(
+            encode_announce(&attrs("192.0.2.1"), &mixed, &ctx, &mut out),
+            Err(EncodeError::MixedFamilies)
+        );
+        assert!(matches!(
+            encode_announce(&attrs("2001:db8::1"), &v4_prefixes(1, 24), &ctx, &mut out),
+            Err(EncodeError::NextHopFamily { .. })
+        ));
+        assert_eq!(out, [1, 2, 3]);
+        assert_eq!(encode_announce(&attrs("192.0.2.1"), &[], &ctx, &mut out), Ok(0));
+        assert_eq!(encode_withdraw(&[], &mut out), 0);
+        assert_eq!(out, [1, 2, 3]);
+    }
+}

@@ -550,9 +550,15 @@ impl Found {
                     let a = Ipv6Addr::from(b);
                     (!a.is_unspecified()).then_some(a)
                 });
-                NextHop {
-                    addr: IpAddr::V6(Ipv6Addr::from(g)),
-                    link_local,
+                let global = Ipv6Addr::from(g);
+                match link_local {
+                    // A speaker without a global address (link-local peering) sends :: there:
+                    // the link-local address is then the next hop.
+                    Some(ll) if global.is_unspecified() => NextHop::new(IpAddr::V6(ll)),
+                    _ => NextHop {
+                        addr: IpAddr::V6(global),
+                        link_local,
+                    },
                 }
             }
             _ => return Err(bad()),
@@ -631,7 +637,8 @@ pub(super) fn decode_update(body: &[u8], ctx: &DecodeContext) -> Result<Update, 
     decode_prefixes(nlri_field, Family::Ipv4Unicast, &mut nlri).map_err(invalid_network)?;
 
     let mut found = Found::default();
-    if !ctx.families.contains(Family::Ipv4Unicast) && !(withdrawn.is_empty() && nlri.is_empty()) {
+    let any_ipv4 = !withdrawn.is_empty() || !nlri.is_empty();
+    if any_ipv4 && !ctx.families.contains(Family::Ipv4Unicast) {
         found.issues.push(UpdateIssue {
             action: Action::NlriIgnored,
             type_code: None,
