@@ -924,3 +924,309 @@ fn peer_open(o: &Open) -> fsm::PeerOpen {
         route_refresh: o.supports_route_refresh(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::rib::{Interface, Protocol, RouteFilter};
+
+    /// One router: its configuration, RIB and BGP service.
+    struct Router {
+        cfg: config::Config,
+        rib: Rib,
+        svc: BgpService,
+    }
+
+    fn router(text: &str, now: Instant) -> Router {
+        let cfg = config::parse(text, "test").unwrap();
+        let mut rib = Rib::new();
+        let iface = &cfg.interfaces[0];
+        rib.set_interface(
+            0,
+            Interface {
+                name: iface.name.clone(),
+                ifindex: 5,
+                up: true,
+                mtu: 1500,
+                mac: [2, 0, 0, 0, 0, 5],
+                addresses: iface.addresses.clone(),
+            },
+        )
+        .unwrap();
+        rib.drain(1, &mut Vec::new());
+        let filters = policy_filters(&cfg.bgp).unwrap();
+        let svc = BgpService::new(&cfg.bgp, &cfg.interfaces, &filters, &mut rib, now, 1).unwrap();
+        Router { cfg, rib, svc }
+    }
+
+    const X: &str = r#"
+[[interface]]
+name = "eth0"
+address = ["192.0.2.1/24"]
+[bgp]
+enabled = true
+local-as = 64500
+hold-time = 9
+network = ["198.51.100.0/24"]
+[[bgp.neighbor]]
+address = "192.0.2.2"
+remote-as = 64501
+import = "all"
+export = "all"
+"#;
+
+    const Y: &str = r#"
+[[interface]]
+name = "eth0"
+address = ["192.0.2.2/24"]
+[bgp]
+enabled = true
+local-as = 64501
+hold-time = 30
+network = ["203.0.113.0/24"]
+[[bgp.neighbor]]
+address = "192.0.2.1"
+remote-as = 64500
+passive = true
+import = "all"
+export = "all"
+"#;
+
+    /// X connects to Y (passive); `link` maps X's connection to Y's.
+    struct Pair {
+        x: Router,
+        y: Router,
+        link: Option<(ConnKey, ConnKey)>,
+        /// NOTIFICATIONs seen on the wire, (from X?, code, subcode).
+        notes: Vec<(bool, u8, u8)>,
+    }
+
+    impl Pair {
+        fn new(now: Instant) -> Self {
+            let mut p = Self {
+                x: router(X, now),
+                y: router(Y, now),
+                link: None,
+                notes: Vec::new(),
+            };
+            p.pump(now);
+            p
+        }
+
+        /// Carries out both sides' I/O until nothing is left.
+        fn pump(&mut self, now: Instant) {
+            for _ in 0..1000 {
+                let xio = self.x.svc.take_io();
+                let yio = self.y.svc.take_io();
+                if xio.is_empty() && yio.is_empty() {
+                    return;
+                }
+                for io in xio {
+                    match io {
+                        Io::Connect { conn, remote, .. } => {
+                            assert_eq!(remote, "192.0.2.2:179".parse().unwrap());
+                            let local: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+                            let y = self.y.svc.accept(now, local, remote).expect("Y accepts X");
+                            self.link = Some((conn, y));
+                            self.x.svc.connected(now, conn, local);
+                        }
+                        Io::Send { conn, bytes } => {
+                            let Some((xc, yc)) = self.link else { continue };
+                            if xc == conn {
+                                self.deliver(now, true, yc, &bytes);
+                            }
+                        }
+                        Io::Close { conn } => {
+                            if let Some((_, yc)) = self.link.filter(|(xc, _)| *xc == conn) {
+                                self.link = None;
+                                self.y.svc.closed(now, &mut self.y.rib, yc, None);
+                            }
+                        }
+                    }
+                }
+                for io in yio {
+                    match io {
+                        Io::Connect { .. } => panic!("Y is passive"),
+                        Io::Send { conn, bytes } => {
+                            let Some((xc, yc)) = self.link else { continue };
+                            if yc == conn {
+                                self.deliver(now, false, xc, &bytes);
+                            }
+                        }
+                        Io::Close { conn } => {
+                            if let Some((xc, _)) = self.link.filter(|(_, yc)| *yc == conn) {
+                                self.link = None;
+                                self.x.svc.closed(now, &mut self.x.rib, xc, None);
+                            }
+                        }
+                    }
+                }
+            }
+            panic!("the two services never went quiet");
+        }
+
+        /// Splits `bytes` from one side into messages for the other.
+        fn deliver(&mut self, now: Instant, from_x: bool, to: ConnKey, bytes: &[u8]) {
+            let mut at = 0;
+            while at < bytes.len() {
+                let len = message::frame_len(&bytes[at..]).unwrap().unwrap();
+                let msg = &bytes[at..at + len];
+                if msg[18] == 3 {
+                    self.notes.push((from_x, msg[19], msg[20]));
+                }
+                let dst = if from_x { &mut self.y } else { &mut self.x };
+                dst.svc.message(now, &mut dst.rib, to, msg);
+                at += len;
+            }
+        }
+
+        fn tick(&mut self, now: Instant) {
+            self.x.svc.tick(now, &mut self.x.rib);
+            self.y.svc.tick(now, &mut self.y.rib);
+            self.pump(now);
+        }
+    }
+
+    fn bgp_route(rib: &mut Rib, prefix: &str) -> Option<Protocol> {
+        rib.drain(2, &mut Vec::new());
+        rib.routes(&RouteFilter {
+            prefix: Some(prefix.parse().unwrap()),
+            selected_only: true,
+            ..RouteFilter::default()
+        })
+        .into_iter()
+        .map(|v| v.protocol)
+        .find(|p| matches!(p, Protocol::Ebgp | Protocol::Ibgp))
+    }
+
+    fn state(r: &Router) -> String {
+        r.svc.summary(Instant::now()).neighbors[0].state.clone()
+    }
+
+    #[test]
+    fn two_services_establish_and_exchange_routes() {
+        let t0 = Instant::now();
+        let mut p = Pair::new(t0);
+        assert_eq!(
+            (state(&p.x), state(&p.y)),
+            ("Established".into(), "Established".into())
+        );
+        // Hold time: the smaller offer.
+        let d = p.x.svc.neighbor("192.0.2.2".parse().unwrap(), t0).unwrap();
+        assert_eq!(
+            (d.hold_time, d.keepalive, d.four_octet_as),
+            (Some(9), Some(3), Some(true))
+        );
+        p.tick(t0);
+        assert_eq!(bgp_route(&mut p.x.rib, "203.0.113.0/24"), Some(Protocol::Ebgp));
+        assert_eq!(bgp_route(&mut p.y.rib, "198.51.100.0/24"), Some(Protocol::Ebgp));
+        let paths = p.y.svc.routes(Some("198.51.100.0/24".parse().unwrap()), 10);
+        assert_eq!(paths.len(), 1);
+        assert_eq!(
+            (paths[0].as_path.as_str(), paths[0].next_hop),
+            ("64500", "192.0.2.1".parse().unwrap())
+        );
+        let s = p.x.svc.summary(t0);
+        assert_eq!((s.neighbors[0].received, s.neighbors[0].advertised), (1, 1));
+        // Keepalives keep the session up well past the hold time.
+        for k in 1..=10u64 {
+            p.tick(t0 + Duration::from_secs(3 * k));
+        }
+        assert_eq!(state(&p.x), "Established");
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn reset_tells_the_peer_which_flushes_the_routes() {
+        let t0 = Instant::now();
+        let mut p = Pair::new(t0);
+        p.tick(t0);
+        assert!(bgp_route(&mut p.y.rib, "198.51.100.0/24").is_some());
+        p.x.svc
+            .reset(t0, &mut p.x.rib, "192.0.2.2".parse().unwrap())
+            .unwrap();
+        p.pump(t0);
+        assert!(
+            p.notes.contains(&(true, 6, 4)),
+            "Cease / administrative reset: {:?}",
+            p.notes
+        );
+        assert_eq!(bgp_route(&mut p.y.rib, "198.51.100.0/24"), None);
+        assert_eq!(bgp_route(&mut p.x.rib, "203.0.113.0/24"), None);
+        // X comes back on its own.
+        for k in 1..=20u64 {
+            p.tick(t0 + Duration::from_secs(k));
+        }
+        assert_eq!(state(&p.x), "Established");
+        assert!(bgp_route(&mut p.y.rib, "198.51.100.0/24").is_some());
+        assert!(p
+            .x
+            .svc
+            .reset(t0, &mut p.x.rib, "192.0.2.9".parse().unwrap())
+            .is_err());
+    }
+
+    #[test]
+    fn silence_expires_the_hold_timer() {
+        let t0 = Instant::now();
+        let mut p = Pair::new(t0);
+        p.tick(t0);
+        // Y goes quiet: only X's timers run.
+        let t = t0 + Duration::from_secs(10);
+        p.x.svc.tick(t, &mut p.x.rib);
+        let io = p.x.svc.take_io();
+        assert!(
+            io.iter()
+                .any(|i| matches!(i, Io::Send { bytes, .. } if bytes.get(18) == Some(&3) && bytes[19] == 4)),
+            "{io:?}"
+        );
+        assert!(io.iter().any(|i| matches!(i, Io::Close { .. })));
+        assert_eq!(bgp_route(&mut p.x.rib, "203.0.113.0/24"), None);
+        assert!(p.x.svc.summary(t).neighbors[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("hold timer"));
+    }
+
+    #[test]
+    fn a_malformed_update_resets_only_when_it_must() {
+        let t0 = Instant::now();
+        let mut p = Pair::new(t0);
+        p.tick(t0);
+        let (xc, _) = p.link.unwrap();
+        // ORIGIN with value 7: treat-as-withdraw (RFC 7606 7.1). The session stays up.
+        let bad_origin: Vec<u8> = [
+            &[0xff; 16][..],
+            &[0, 0, 2], // length patched below, type UPDATE
+            &[0, 0],    // no withdrawn routes
+            &[0, 20],   // path attributes length
+            &[0x40, 1, 1, 7],
+            &[0x40, 2, 6, 2, 1, 0, 0, 0xfb, 0xf5], // AS_SEQUENCE [64501]
+            &[0x40, 3, 4, 192, 0, 2, 2],
+            &[24, 203, 0, 113],
+        ]
+        .concat();
+        let mut msg = bad_origin.clone();
+        let len = msg.len() as u16;
+        msg[16..18].copy_from_slice(&len.to_be_bytes());
+        msg[18] = 2;
+        p.x.svc.message(t0, &mut p.x.rib, xc, &msg);
+        assert_eq!(state(&p.x), "Established");
+        assert_eq!(
+            bgp_route(&mut p.x.rib, "203.0.113.0/24"),
+            None,
+            "treated as a withdrawal"
+        );
+        let d = p.x.svc.neighbor("192.0.2.2".parse().unwrap(), t0).unwrap();
+        assert_eq!(d.repaired_updates, 1);
+        // A message that is not an UPDATE at all: bad type. The session resets.
+        let mut junk = msg.clone();
+        junk[18] = 9;
+        p.x.svc.message(t0, &mut p.x.rib, xc, &junk);
+        let io = p.x.svc.take_io();
+        assert!(io.iter().any(|i| matches!(i, Io::Close { .. })), "{io:?}");
+        assert_ne!(state(&p.x), "Established");
+    }
+}

@@ -358,6 +358,11 @@ impl Speaker {
             if p != LOCAL && a.as_path.contains(self.settings.local_as) {
                 return None;
             }
+            // An eBGP peer must put its own AS first (RFC 4271 6.3; RFC 7606 treats a path
+            // that does not as withdrawn).
+            if p != LOCAL && !peer.ibgp && a.as_path.neighbor_as() != Some(peer.spec.remote_as) {
+                return None;
+            }
             peer.spec.import.apply(&prefix, a)
         });
         self.set_path(p, rib, prefix, accepted);
@@ -1042,6 +1047,35 @@ mod tests {
             }
         );
         assert_eq!(installed(&mut rib, "203.0.113.0/24"), None);
+    }
+
+    #[test]
+    fn an_ebgp_path_must_start_with_the_peers_as() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let [a, ..] = four(&mut s);
+        s.receive(
+            a,
+            &mut rib,
+            &[],
+            &[(net("203.0.113.0/24"), attrs(&[64999, 64501], "192.0.2.2"))],
+        )
+        .unwrap();
+        assert_eq!(
+            s.counts(a),
+            PeerCounts {
+                received: 1,
+                accepted: 0,
+                advertised: 0
+            }
+        );
+        s.receive(
+            a,
+            &mut rib,
+            &[],
+            &[(net("203.0.113.0/24"), attrs(&[64501, 64999], "192.0.2.2"))],
+        )
+        .unwrap();
+        assert_eq!(s.counts(a).accepted, 1);
     }
 
     #[test]
