@@ -933,7 +933,6 @@ mod tests {
 
     /// One router: its configuration, RIB and BGP service.
     struct Router {
-        cfg: config::Config,
         rib: Rib,
         svc: BgpService,
     }
@@ -957,7 +956,7 @@ mod tests {
         rib.drain(1, &mut Vec::new());
         let filters = policy_filters(&cfg.bgp).unwrap();
         let svc = BgpService::new(&cfg.bgp, &cfg.interfaces, &filters, &mut rib, now, 1).unwrap();
-        Router { cfg, rib, svc }
+        Router { rib, svc }
     }
 
     const X: &str = r#"
