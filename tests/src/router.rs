@@ -122,15 +122,29 @@ impl Topology {
     /// Starts the engine on r0 and r1 with workers on `cores` (a list like 0 or 0,1), then
     /// the control process, and waits until the FIB holds the configuration's routes.
     pub fn start(&mut self, cores: &str) {
-        let config = format!(
+        self.start_with(
+            cores,
+            "[[route]]\nprefix = \"203.0.113.0/24\"\nvia = \"198.51.100.2\"\n\n\
+             [[route]]\nprefix = \"2001:db8:3::/48\"\nvia = \"2001:db8:2::2\"\n",
+        );
+    }
+
+    /// The control configuration: the router and its two interfaces, then `extra` (routes,
+    /// protocols).
+    pub fn config(&self, extra: &str) -> String {
+        format!(
             "[router]\nrun-dir = \"{run}\"\nshm-dir = \"{shm}\"\n\n\
              [[interface]]\nname = \"r0\"\naddress = [\"192.0.2.1/24\", \"2001:db8:1::1/64\"]\n\n\
-             [[interface]]\nname = \"r1\"\naddress = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]\nmtu = 1400\n\n\
-             [[route]]\nprefix = \"203.0.113.0/24\"\nvia = \"198.51.100.2\"\n\n\
-             [[route]]\nprefix = \"2001:db8:3::/48\"\nvia = \"2001:db8:2::2\"\n",
+             [[interface]]\nname = \"r1\"\naddress = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]\nmtu = 1400\n\n{extra}",
             run = self.path("run").display(),
             shm = self.dir.path().display(),
-        );
+        )
+    }
+
+    /// As [`Topology::start`], with `extra` appended to the control configuration (written
+    /// to `xroute.toml`, so that a test can rewrite it and `config reload`).
+    pub fn start_with(&mut self, cores: &str, extra: &str) {
+        let config = self.config(extra);
         std::fs::write(self.path("xroute.toml"), config).unwrap();
         let mut cmd = self.r.command(&bin("xroute-engine"));
         cmd.args([
