@@ -9,6 +9,11 @@ APT_PACKAGES=(ca-certificates curl gcc libc6-dev pkg-config python3 gzip iproute
   clang llvm libelf-dev zlib1g-dev linux-libc-dev make)
 # scripts/bench-forward.sh: trafgen (the traffic generator) and util-linux (flock, taskset, renice).
 APT_PACKAGES+=(netsniff-ng util-linux)
+# The BGP interop tests and benchmark run BIRD 2 and FRR's bgpd inside network namespaces.
+APT_PACKAGES+=(bird2 frr)
+# Packages whose system services must not start: the tests run their own instances, in their
+# own namespaces, and the machine's routing is not ours to touch.
+NO_SERVICE=(bird frr)
 
 log() { printf '[install-deps] %s\n' "$*"; }
 
@@ -24,7 +29,22 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # policy-rc.d 101 keeps invoke-rc.d from starting the daemons these packages ship (BIRD,
+  # FRR) on the host; an existing policy is left as it is.
+  policy_rc=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy_rc=/usr/sbin/policy-rc.d
+    as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy_rc && chmod +x $policy_rc"
+  fi
+  status=0
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" || status=$?
+  [ -z "$policy_rc" ] || as_root rm -f "$policy_rc"
+  [ "$status" -eq 0 ] || exit "$status"
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    for s in "${NO_SERVICE[@]}"; do
+      as_root systemctl disable --now "$s" >/dev/null 2>&1 || true
+    done
+  fi
 fi
 
 # Rust: prefer what is on PATH or in ~/.cargo; install rustup's stable toolchain otherwise.
