@@ -5,13 +5,13 @@
 //!
 //! Design choices:
 //!
-//! - **Adj-RIB-In before policy** is kept per peer, so that a changed import policy is applied
-//!   again without asking the peer to resend (soft reconfiguration), and `bgp summary` can count
-//!   what was received apart from what was accepted. It costs about 40 bytes per prefix and
-//!   peer; attributes are shared (`Arc`) by every prefix that came in one UPDATE.
-//! - **Candidates** (after import policy) live in one map from prefix to the paths of all
-//!   peers. A prefix is decided again only when one of its paths changes or the IGP cost of a
-//!   next hop it uses changes.
+//! - **One map of destinations**, prefix to every peer's path, each as received (the
+//!   Adj-RIB-In, so a changed import policy applies again without asking the peer to resend,
+//!   and `bgp summary` counts received apart from accepted) and as the import policy left it.
+//!   One hash lookup per received prefix, about 100 bytes per prefix with one path; attributes
+//!   are shared (`Arc`) by every prefix of one UPDATE. Losing a session or changing a policy
+//!   walks the map; UPDATEs never do. A prefix is decided again only when what one of its paths
+//!   contributes changes, or the IGP cost of a next hop it uses does.
 //! - **Next hops** resolve through the RIB's non-BGP routes ([`Rib::next_hop_cost`]); the cost
 //!   of each distinct next hop is cached and refreshed by [`Speaker::refresh_next_hops`] after
 //!   the RIB changed, so that a path whose next hop became unreachable stops being best.
@@ -142,9 +142,31 @@ pub struct PeerCounts {
     pub advertised: usize,
 }
 
-/// One path of a prefix, after import policy.
+/// A hash map with a fast keyed hasher (foldhash, seeded per process): the speaker's maps hold
+/// a million prefixes, SipHash costs more than the rest of a lookup, and a key chosen per
+/// process keeps a peer from forcing collisions.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+/// One peer's path for a prefix: as received (the Adj-RIB-In) and as the import policy left it.
 #[derive(Clone, Debug)]
 struct Path {
+    peer: PeerIdx,
+    received: Arc<PathAttributes>,
+    /// `None`: rejected by policy or loop detection (kept for a policy change).
+    accepted: Option<Arc<PathAttributes>>,
+}
+
+/// Everything about one prefix: every peer's path, and which BGP route the RIB has for it.
+#[derive(Debug, Default)]
+struct Dest {
+    paths: Vec<Path>,
+    installed: Option<Protocol>,
+}
+
+/// The winner of a decision, cloned out of the destination.
+#[derive(Clone, Debug)]
+struct Best {
     peer: PeerIdx,
     attrs: Arc<PathAttributes>,
 }
@@ -154,15 +176,16 @@ struct Peer {
     spec: PeerSpec,
     ibgp: bool,
     session: Option<SessionInfo>,
-    adj_in: HashMap<IpNet, Arc<PathAttributes>>,
+    /// Prefixes in the Adj-RIB-In, and of those accepted.
+    received: usize,
     accepted: usize,
-    adj_out: HashMap<IpNet, Arc<PathAttributes>>,
-    pending: HashSet<IpNet>,
+    adj_out: FastMap<IpNet, Arc<PathAttributes>>,
+    pending: FastSet<IpNet>,
     /// Export transformation before the policy (next hop, LOCAL_PREF, MED), by source
     /// attributes (pointer, kept alive by the value) and family (the next hop differs).
-    export_base: HashMap<(usize, Family), (Arc<PathAttributes>, Arc<PathAttributes>)>,
+    export_base: FastMap<(usize, Family), (Arc<PathAttributes>, Arc<PathAttributes>)>,
     /// AS prepend after the policy, by policy output.
-    export_prepend: HashMap<usize, (Arc<PathAttributes>, Arc<PathAttributes>)>,
+    export_prepend: FastMap<usize, (Arc<PathAttributes>, Arc<PathAttributes>)>,
 }
 
 /// A path as `bgp routes` shows it.
@@ -183,12 +206,15 @@ pub struct PathView {
 #[derive(Debug)]
 pub struct Speaker {
     settings: Settings,
-    /// Index 0 is [`LOCAL`]: its spec is unused, its adj_in holds the originated networks.
+    /// Index 0 is [`LOCAL`], the originated networks; its spec is unused.
     peers: Vec<Peer>,
-    candidates: HashMap<IpNet, Vec<Path>>,
-    next_hops: HashMap<IpAddr, Option<u32>>,
-    /// Next-hop sets handed to the RIB, shared so a million routes do not allocate a million.
-    targets: HashMap<Vec<IpAddr>, Arc<[NextHopSpec]>>,
+    dests: FastMap<IpNet, Dest>,
+    networks: Vec<IpNet>,
+    next_hops: FastMap<IpAddr, Option<u32>>,
+    /// Next-hop sets handed to the RIB, shared so a million routes do not allocate a million:
+    /// one next hop (the common case, looked up without allocating), and ECMP sets.
+    targets: FastMap<IpAddr, Arc<[NextHopSpec]>>,
+    ecmp_targets: FastMap<Vec<IpAddr>, Arc<[NextHopSpec]>>,
     scratch: Scratch,
 }
 
@@ -208,9 +234,11 @@ impl Speaker {
         Self {
             settings,
             peers: vec![local],
-            candidates: HashMap::new(),
-            next_hops: HashMap::new(),
-            targets: HashMap::new(),
+            dests: FastMap::default(),
+            networks: Vec::new(),
+            next_hops: FastMap::default(),
+            targets: FastMap::default(),
+            ecmp_targets: FastMap::default(),
             scratch: Scratch::default(),
         }
     }
@@ -233,7 +261,7 @@ impl Speaker {
     pub fn counts(&self, p: PeerIdx) -> PeerCounts {
         let peer = &self.peers[usize::from(p)];
         PeerCounts {
-            received: peer.adj_in.len(),
+            received: peer.received,
             accepted: peer.accepted,
             advertised: peer.adj_out.len(),
         }
@@ -241,7 +269,7 @@ impl Speaker {
 
     /// Prefixes with at least one path.
     pub fn prefix_count(&self) -> usize {
-        self.candidates.len()
+        self.dests.len()
     }
 
     /// Sets the networks we originate (replacing the previous set).
@@ -249,17 +277,28 @@ impl Speaker {
         let attrs = Arc::new(PathAttributes::local(NextHop::new(IpAddr::V4(
             Ipv4Addr::UNSPECIFIED,
         ))));
-        let old: Vec<IpNet> = self.peers[0].adj_in.keys().copied().collect();
-        for prefix in old {
-            if !networks.contains(&prefix) {
-                self.receive_one(LOCAL, rib, prefix, None);
+        let old = std::mem::take(&mut self.networks);
+        for prefix in &old {
+            if !networks.contains(prefix) {
+                self.receive_one(LOCAL, rib, *prefix, None);
             }
         }
         for prefix in networks {
-            if !self.peers[0].adj_in.contains_key(prefix) {
+            if !old.contains(prefix) {
                 self.receive_one(LOCAL, rib, *prefix, Some(&attrs));
             }
         }
+        self.networks = networks.to_vec();
+    }
+
+    /// The prefixes peer `p` has a path for (a walk over every destination: used on session
+    /// loss and policy change, never per UPDATE).
+    fn prefixes_of(&self, p: PeerIdx) -> Vec<IpNet> {
+        self.dests
+            .iter()
+            .filter(|(_, d)| d.paths.iter().any(|x| x.peer == p))
+            .map(|(k, _)| *k)
+            .collect()
     }
 
     /// Replaces a peer's filters and limits (configuration reload) and applies the import
@@ -269,10 +308,15 @@ impl Speaker {
         peer.spec = spec;
         peer.export_base.clear();
         peer.export_prepend.clear();
-        let received: Vec<(IpNet, Arc<PathAttributes>)> =
-            peer.adj_in.iter().map(|(k, v)| (*k, Arc::clone(v))).collect();
-        for (prefix, attrs) in received {
-            self.import(p, rib, prefix, Some(&attrs));
+        for prefix in self.prefixes_of(p) {
+            let received = self
+                .dests
+                .get(&prefix)
+                .and_then(|d| d.paths.iter().find(|x| x.peer == p))
+                .map(|x| Arc::clone(&x.received));
+            if let Some(r) = received {
+                self.receive_one(p, rib, prefix, Some(&r));
+            }
         }
         if self.peers[usize::from(p)].session.is_some() {
             self.export_all(p);
@@ -295,13 +339,14 @@ impl Speaker {
     pub fn peer_down(&mut self, p: PeerIdx, rib: &mut Rib) {
         let peer = &mut self.peers[usize::from(p)];
         peer.session = None;
-        peer.adj_out.clear();
-        peer.pending.clear();
-        let prefixes: Vec<IpNet> = peer.adj_in.drain().map(|(k, _)| k).collect();
-        peer.accepted = 0;
-        for prefix in prefixes {
-            self.set_path(p, rib, prefix, None);
+        peer.adj_out = FastMap::default();
+        peer.pending = FastSet::default();
+        for prefix in self.prefixes_of(p) {
+            self.receive_one(p, rib, prefix, None);
         }
+        let peer = &mut self.peers[usize::from(p)];
+        peer.received = 0;
+        peer.accepted = 0;
     }
 
     pub fn is_up(&self, p: PeerIdx) -> bool {
@@ -336,153 +381,202 @@ impl Speaker {
         }
     }
 
+    /// Import policy and loop detection for one received path.
+    fn import(&self, p: PeerIdx, prefix: &IpNet, a: &Arc<PathAttributes>) -> Option<Arc<PathAttributes>> {
+        if p == LOCAL {
+            return Some(Arc::clone(a));
+        }
+        let peer = &self.peers[usize::from(p)];
+        if a.as_path.contains(self.settings.local_as) {
+            return None;
+        }
+        // An eBGP peer must put its own AS first (RFC 4271 6.3; RFC 7606 treats a path that
+        // does not as withdrawn).
+        if !peer.ibgp && a.as_path.neighbor_as() != Some(peer.spec.remote_as) {
+            return None;
+        }
+        peer.spec.import.apply(prefix, a)
+    }
+
+    /// Peer `p`'s path for `prefix` is now `attrs` (`None`: withdrawn); decides again if what
+    /// the import policy lets through changed.
     fn receive_one(&mut self, p: PeerIdx, rib: &mut Rib, prefix: IpNet, attrs: Option<&Arc<PathAttributes>>) {
-        let peer = &mut self.peers[usize::from(p)];
-        match attrs {
+        let accepted = attrs.and_then(|a| self.import(p, &prefix, a));
+        let (d_received, d_accepted, changed) = match attrs {
             Some(a) => {
-                peer.adj_in.insert(prefix, Arc::clone(a));
+                let dest = self.dests.entry(prefix).or_default();
+                match dest.paths.iter_mut().find(|x| x.peer == p) {
+                    Some(path) => {
+                        path.received = Arc::clone(a);
+                        let same = match (&path.accepted, &accepted) {
+                            (Some(x), Some(y)) => Arc::ptr_eq(x, y) || x == y,
+                            (None, None) => true,
+                            _ => false,
+                        };
+                        let d = isize::from(accepted.is_some()) - isize::from(path.accepted.is_some());
+                        path.accepted = accepted;
+                        (0, d, !same)
+                    }
+                    None => {
+                        if dest.paths.capacity() == 0 {
+                            dest.paths.reserve_exact(1);
+                        }
+                        let d = isize::from(accepted.is_some());
+                        dest.paths.push(Path {
+                            peer: p,
+                            received: Arc::clone(a),
+                            accepted,
+                        });
+                        (1, d, d != 0)
+                    }
+                }
             }
             None => {
-                if peer.adj_in.remove(&prefix).is_none() {
+                let Some(dest) = self.dests.get_mut(&prefix) else {
                     return;
-                }
-            }
-        }
-        self.import(p, rib, prefix, attrs);
-    }
-
-    /// Import policy and loop detection for one received path (`None`: withdrawn).
-    fn import(&mut self, p: PeerIdx, rib: &mut Rib, prefix: IpNet, attrs: Option<&Arc<PathAttributes>>) {
-        let peer = &self.peers[usize::from(p)];
-        let accepted = attrs.and_then(|a| {
-            if p != LOCAL && a.as_path.contains(self.settings.local_as) {
-                return None;
-            }
-            // An eBGP peer must put its own AS first (RFC 4271 6.3; RFC 7606 treats a path
-            // that does not as withdrawn).
-            if p != LOCAL && !peer.ibgp && a.as_path.neighbor_as() != Some(peer.spec.remote_as) {
-                return None;
-            }
-            peer.spec.import.apply(&prefix, a)
-        });
-        self.set_path(p, rib, prefix, accepted);
-    }
-
-    /// Sets (or removes) peer `p`'s path for `prefix` among the candidates and decides again.
-    fn set_path(&mut self, p: PeerIdx, rib: &mut Rib, prefix: IpNet, attrs: Option<Arc<PathAttributes>>) {
-        let paths = self.candidates.entry(prefix).or_default();
-        let at = paths.iter().position(|x| x.peer == p);
-        let delta: isize = match (at, attrs) {
-            (Some(i), Some(a)) => {
-                if Arc::ptr_eq(&paths[i].attrs, &a) || paths[i].attrs == a {
+                };
+                let Some(i) = dest.paths.iter().position(|x| x.peer == p) else {
                     return;
-                }
-                paths[i].attrs = a;
-                0
-            }
-            (Some(i), None) => {
-                paths.swap_remove(i);
-                -1
-            }
-            (None, Some(a)) => {
-                paths.push(Path { peer: p, attrs: a });
-                1
-            }
-            (None, None) => {
-                if paths.is_empty() {
-                    self.candidates.remove(&prefix);
-                }
-                return;
+                };
+                let old = dest.paths.swap_remove(i);
+                let d = -isize::from(old.accepted.is_some());
+                (-1, d, d != 0 || dest.paths.is_empty())
             }
         };
         let peer = &mut self.peers[usize::from(p)];
-        peer.accepted = peer.accepted.saturating_add_signed(delta);
-        self.decide(rib, prefix);
+        peer.received = peer.received.saturating_add_signed(d_received);
+        peer.accepted = peer.accepted.saturating_add_signed(d_accepted);
+        if changed {
+            self.decide(rib, prefix);
+        }
     }
 
     /// The IGP cost of a next hop, resolved once and cached.
-    fn cost(next_hops: &mut HashMap<IpAddr, Option<u32>>, rib: &Rib, nh: IpAddr) -> Option<u32> {
+    fn cost(next_hops: &mut FastMap<IpAddr, Option<u32>>, rib: &Rib, nh: IpAddr) -> Option<u32> {
         *next_hops.entry(nh).or_insert_with(|| rib.next_hop_cost(nh))
     }
 
     /// Runs the decision process for `prefix`, updates the RIB and queues exports.
     fn decide(&mut self, rib: &mut Rib, prefix: IpNet) {
-        let Some(paths) = self.candidates.get(&prefix) else {
+        let Some(dest) = self.dests.get_mut(&prefix) else {
             return;
         };
-        if paths.is_empty() {
-            self.candidates.remove(&prefix);
-            rib.remove(prefix, Protocol::Ebgp, RIB_ID);
-            rib.remove(prefix, Protocol::Ibgp, RIB_ID);
-            self.export_prefix(prefix, None);
-            return;
-        }
         let (settings, peers, next_hops) = (&self.settings, &self.peers, &mut self.next_hops);
-        let cands: Vec<Candidate<'_>> = paths
-            .iter()
-            .map(|path| {
-                let cost = if path.peer == LOCAL {
-                    Some(0)
+        let mut eligible = dest.paths.iter().filter(|x| x.accepted.is_some());
+        let (best, hops): (Option<Best>, Vec<IpAddr>) = match (eligible.next(), eligible.next()) {
+            (None, _) => (None, Vec::new()),
+            // One path (the common case): no candidate list, no allocation.
+            (Some(only), None) => {
+                let attrs = only
+                    .accepted
+                    .as_ref()
+                    .map(Arc::clone)
+                    .unwrap_or_else(|| Arc::clone(&only.received));
+                let reachable =
+                    only.peer == LOCAL || Self::cost(next_hops, rib, attrs.next_hop.addr).is_some();
+                if reachable {
+                    let nh = attrs.next_hop.addr;
+                    (
+                        Some(Best {
+                            peer: only.peer,
+                            attrs,
+                        }),
+                        vec![nh],
+                    )
                 } else {
-                    Self::cost(next_hops, rib, path.attrs.next_hop.addr)
-                };
-                candidate(settings, peers, path, cost)
-            })
-            .collect();
-        let selection = decision::select(&cands, &self.settings.decision, &mut self.scratch);
-        let (best, members): (Option<Path>, Vec<IpAddr>) = match selection {
-            None => (None, Vec::new()),
-            Some(sel) => {
-                let best = paths[sel.best].clone();
-                let mut hops: Vec<IpAddr> = sel
-                    .multipath
-                    .iter()
-                    .map(|&i| paths[i].attrs.next_hop.addr)
-                    .collect();
-                hops.dedup();
-                (Some(best), hops)
-            }
-        };
-        drop(cands);
-        match &best {
-            Some(b) if b.peer != LOCAL => {
-                let ibgp = self.peers[usize::from(b.peer)].ibgp;
-                let target = self
-                    .targets
-                    .entry(members)
-                    .or_insert_with_key(|hops| {
-                        hops.iter()
-                            .map(|&via| NextHopSpec {
-                                via: Some(via),
-                                port: None,
-                                weight: 1,
-                            })
-                            .collect()
-                    })
-                    .clone();
-                let (protocol, other, distance) = if ibgp {
-                    (Protocol::Ibgp, Protocol::Ebgp, self.settings.ibgp_distance)
-                } else {
-                    (Protocol::Ebgp, Protocol::Ibgp, self.settings.ebgp_distance)
-                };
-                rib.remove(prefix, other, RIB_ID);
-                // A route the RIB refuses (a full id space) stays out of the FIB; the RIB
-                // counts it, and BGP keeps the path for when room comes back.
-                let _ = rib.upsert(
-                    prefix,
-                    Route {
-                        protocol,
-                        id: RIB_ID,
-                        distance,
-                        metric: 0,
-                        target: Target::NextHops(target),
-                    },
-                );
+                    (None, Vec::new())
+                }
             }
             _ => {
-                rib.remove(prefix, Protocol::Ebgp, RIB_ID);
-                rib.remove(prefix, Protocol::Ibgp, RIB_ID);
+                let paths: Vec<&Path> = dest.paths.iter().filter(|x| x.accepted.is_some()).collect();
+                let cands: Vec<Candidate<'_>> = paths
+                    .iter()
+                    .map(|path| {
+                        let attrs = path.accepted.as_deref().unwrap_or(&path.received);
+                        let cost = if path.peer == LOCAL {
+                            Some(0)
+                        } else {
+                            Self::cost(next_hops, rib, attrs.next_hop.addr)
+                        };
+                        candidate(settings, peers, path, cost)
+                    })
+                    .collect();
+                match decision::select(&cands, &settings.decision, &mut self.scratch) {
+                    None => (None, Vec::new()),
+                    Some(sel) => {
+                        let b = paths[sel.best];
+                        let mut hops: Vec<IpAddr> = Vec::with_capacity(sel.multipath.len());
+                        for &i in sel.multipath {
+                            let nh = cands[i].attrs.next_hop.addr;
+                            if !hops.contains(&nh) {
+                                hops.push(nh);
+                            }
+                        }
+                        let attrs = b
+                            .accepted
+                            .as_ref()
+                            .map(Arc::clone)
+                            .unwrap_or_else(|| Arc::clone(&b.received));
+                        (Some(Best { peer: b.peer, attrs }), hops)
+                    }
+                }
             }
+        };
+        let installed = dest.installed;
+        let empty = dest.paths.is_empty();
+        // The RIB: one route for the best path unless it is ours, removed otherwise.
+        let want = match &best {
+            Some(b) if b.peer != LOCAL => Some(if self.peers[usize::from(b.peer)].ibgp {
+                Protocol::Ibgp
+            } else {
+                Protocol::Ebgp
+            }),
+            _ => None,
+        };
+        if let Some(old) = installed.filter(|old| Some(*old) != want) {
+            rib.remove(prefix, old, RIB_ID);
+        }
+        if let Some(protocol) = want {
+            let target = match hops.as_slice() {
+                [one] => Arc::clone(self.targets.entry(*one).or_insert_with(|| {
+                    Arc::from([NextHopSpec {
+                        via: Some(*one),
+                        port: None,
+                        weight: 1,
+                    }])
+                })),
+                _ => Arc::clone(self.ecmp_targets.entry(hops).or_insert_with_key(|hops| {
+                    hops.iter()
+                        .map(|&via| NextHopSpec {
+                            via: Some(via),
+                            port: None,
+                            weight: 1,
+                        })
+                        .collect()
+                })),
+            };
+            let distance = if protocol == Protocol::Ibgp {
+                self.settings.ibgp_distance
+            } else {
+                self.settings.ebgp_distance
+            };
+            // A route the RIB refuses (a full id space) stays out of the FIB; the RIB counts
+            // it, and BGP keeps the path for when room comes back.
+            let _ = rib.upsert(
+                prefix,
+                Route {
+                    protocol,
+                    id: RIB_ID,
+                    distance,
+                    metric: 0,
+                    target: Target::NextHops(target),
+                },
+            );
+        }
+        if empty {
+            self.dests.remove(&prefix);
+        } else if let Some(d) = self.dests.get_mut(&prefix) {
+            d.installed = want;
         }
         self.export_prefix(prefix, best.as_ref());
     }
@@ -490,7 +584,7 @@ impl Speaker {
     /// Resolves every known next hop again (after the RIB changed) and decides again the
     /// prefixes whose paths use one whose cost changed. Returns how many prefixes that was.
     pub fn refresh_next_hops(&mut self, rib: &mut Rib) -> usize {
-        let mut changed: HashSet<IpAddr> = HashSet::new();
+        let mut changed: FastSet<IpAddr> = FastSet::default();
         for (nh, cost) in &mut self.next_hops {
             let now = rib.next_hop_cost(*nh);
             if now != *cost {
@@ -502,9 +596,15 @@ impl Speaker {
             return 0;
         }
         let affected: Vec<IpNet> = self
-            .candidates
+            .dests
             .iter()
-            .filter(|(_, paths)| paths.iter().any(|p| changed.contains(&p.attrs.next_hop.addr)))
+            .filter(|(_, d)| {
+                d.paths.iter().any(|p| {
+                    p.accepted
+                        .as_ref()
+                        .is_some_and(|a| changed.contains(&a.next_hop.addr))
+                })
+            })
             .map(|(k, _)| *k)
             .collect();
         for prefix in &affected {
@@ -522,34 +622,35 @@ impl Speaker {
 
     /// Queues every best path for peer `p` (session up, or its export policy changed).
     fn export_all(&mut self, p: PeerIdx) {
-        let mut bests: Vec<(IpNet, Path)> = Vec::with_capacity(self.candidates.len());
-        for prefix in self.candidates.keys().copied().collect::<Vec<_>>() {
-            if let Some(best) = self.best_of(&prefix) {
-                bests.push((prefix, best));
-            }
-        }
-        let mut advertised: HashSet<IpNet> = self.peers[usize::from(p)].adj_out.keys().copied().collect();
-        for (prefix, best) in bests {
+        let prefixes: Vec<IpNet> = self.dests.keys().copied().collect();
+        let mut advertised: FastSet<IpNet> = self.peers[usize::from(p)].adj_out.keys().copied().collect();
+        for prefix in prefixes {
             advertised.remove(&prefix);
-            self.export_to(p, prefix, Some(&best));
+            let best = self.best_of(&prefix);
+            self.export_to(p, prefix, best.as_ref());
         }
         for prefix in advertised {
             self.export_to(p, prefix, None);
         }
     }
 
-    /// The best path of a prefix as last decided (decided again here from the cache).
-    fn best_of(&mut self, prefix: &IpNet) -> Option<Path> {
-        let paths = self.candidates.get(prefix)?;
+    /// The best path of a prefix, decided again from the cached next-hop costs.
+    fn best_of(&mut self, prefix: &IpNet) -> Option<Best> {
+        let dest = self.dests.get(prefix)?;
+        let paths: Vec<&Path> = dest.paths.iter().filter(|x| x.accepted.is_some()).collect();
         let cands: Vec<Candidate<'_>> = paths
             .iter()
             .map(|path| cached_candidate(&self.settings, &self.peers, &self.next_hops, path))
             .collect();
         let sel = decision::select(&cands, &self.settings.decision, &mut self.scratch)?;
-        Some(paths[sel.best].clone())
+        let b = paths[sel.best];
+        Some(Best {
+            peer: b.peer,
+            attrs: Arc::clone(b.accepted.as_ref()?),
+        })
     }
 
-    fn export_prefix(&mut self, prefix: IpNet, best: Option<&Path>) {
+    fn export_prefix(&mut self, prefix: IpNet, best: Option<&Best>) {
         for p in 1..self.peers.len() {
             if self.peers[p].session.is_some() {
                 self.export_to(p as PeerIdx, prefix, best);
@@ -558,7 +659,7 @@ impl Speaker {
     }
 
     /// What peer `t` should be told about `prefix` given its best path; queues the change.
-    fn export_to(&mut self, t: PeerIdx, prefix: IpNet, best: Option<&Path>) {
+    fn export_to(&mut self, t: PeerIdx, prefix: IpNet, best: Option<&Best>) {
         let out = best.and_then(|b| self.export_attrs(t, &prefix, b));
         let peer = &mut self.peers[usize::from(t)];
         let changed = match (&out, peer.adj_out.get(&prefix)) {
@@ -582,7 +683,7 @@ impl Speaker {
 
     /// The attributes to send peer `t` for `prefix` with best path `b`, or `None` when it
     /// must not be told (see the module docs for the rules).
-    fn export_attrs(&mut self, t: PeerIdx, prefix: &IpNet, b: &Path) -> Option<Arc<PathAttributes>> {
+    fn export_attrs(&mut self, t: PeerIdx, prefix: &IpNet, b: &Best) -> Option<Arc<PathAttributes>> {
         let local_as = self.settings.local_as;
         let default_lp = self.settings.decision.default_local_pref;
         let source_ibgp = b.peer != LOCAL && self.peers[usize::from(b.peer)].ibgp;
@@ -664,7 +765,7 @@ impl Speaker {
             return out;
         }
         let take: Vec<IpNet> = peer.pending.iter().take(max).copied().collect();
-        let mut groups: HashMap<(usize, Family), usize> = HashMap::new();
+        let mut groups: FastMap<(usize, Family), usize> = FastMap::default();
         for prefix in take {
             peer.pending.remove(&prefix);
             match peer.adj_out.get(&prefix) {
@@ -687,11 +788,12 @@ impl Speaker {
         !self.peers[usize::from(p)].pending.is_empty()
     }
 
-    /// Every path of `prefix` with the decision's verdict on it, best first.
+    /// Every accepted path of `prefix` with the decision's verdict on it, best first.
     pub fn paths(&mut self, prefix: &IpNet) -> Vec<PathView> {
-        let Some(paths) = self.candidates.get(prefix) else {
+        let Some(dest) = self.dests.get(prefix) else {
             return Vec::new();
         };
+        let paths: Vec<&Path> = dest.paths.iter().filter(|x| x.accepted.is_some()).collect();
         let cands: Vec<Candidate<'_>> = paths
             .iter()
             .map(|path| cached_candidate(&self.settings, &self.peers, &self.next_hops, path))
@@ -701,7 +803,7 @@ impl Speaker {
             .zip(&cands)
             .map(|(path, c)| PathView {
                 peer: (path.peer != LOCAL).then(|| self.peers[usize::from(path.peer)].spec.address),
-                attrs: Arc::clone(&path.attrs),
+                attrs: Arc::clone(path.accepted.as_ref().unwrap_or(&path.received)),
                 best: false,
                 multipath: false,
                 step: None,
@@ -727,9 +829,14 @@ impl Speaker {
         out
     }
 
-    /// Prefixes with paths, for `bgp routes` without a prefix (sorted, IPv4 first).
+    /// Prefixes with accepted paths, for `bgp routes` without a prefix (sorted, IPv4 first).
     pub fn prefixes(&self) -> Vec<IpNet> {
-        let mut v: Vec<IpNet> = self.candidates.keys().copied().collect();
+        let mut v: Vec<IpNet> = self
+            .dests
+            .iter()
+            .filter(|(_, d)| d.paths.iter().any(|x| x.accepted.is_some()))
+            .map(|(k, _)| *k)
+            .collect();
         v.sort();
         v
     }
@@ -739,18 +846,19 @@ impl Speaker {
 fn cached_candidate<'a>(
     settings: &Settings,
     peers: &[Peer],
-    next_hops: &HashMap<IpAddr, Option<u32>>,
+    next_hops: &FastMap<IpAddr, Option<u32>>,
     path: &'a Path,
 ) -> Candidate<'a> {
+    let attrs = path.accepted.as_deref().unwrap_or(&path.received);
     let cost = if path.peer == LOCAL {
         Some(0)
     } else {
-        next_hops.get(&path.attrs.next_hop.addr).copied().flatten()
+        next_hops.get(&attrs.next_hop.addr).copied().flatten()
     };
     candidate(settings, peers, path, cost)
 }
 
-/// A path as the decision process sees it.
+/// A path as the decision process sees it (its accepted attributes).
 fn candidate<'a>(
     settings: &Settings,
     peers: &[Peer],
@@ -769,7 +877,7 @@ fn candidate<'a>(
         }
     };
     Candidate {
-        attrs: &path.attrs,
+        attrs: path.accepted.as_deref().unwrap_or(&path.received),
         source,
         igp_cost,
     }
@@ -781,12 +889,12 @@ impl Peer {
             spec,
             ibgp,
             session: None,
-            adj_in: HashMap::new(),
+            received: 0,
             accepted: 0,
-            adj_out: HashMap::new(),
-            pending: HashSet::new(),
-            export_base: HashMap::new(),
-            export_prepend: HashMap::new(),
+            adj_out: FastMap::default(),
+            pending: FastSet::default(),
+            export_base: FastMap::default(),
+            export_prepend: FastMap::default(),
         }
     }
 }

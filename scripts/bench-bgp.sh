@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# BGP full-table benchmark: one BIRD 2 sender announces the real table (../shared/data/fib,
+# 902k IPv4 + 160k IPv6 prefixes) over one session; in the same run, three receivers take it in
+# turn, each measured from the moment the session is up (Established at the sender, polled every
+# 10 ms) until the last route is where that receiver puts it (polled every 50 ms):
+#
+#   xroute   xroute-control + xroute-engine (FIB writer, no ports): until the engine's FIB holds
+#            every route and has applied every delta (xroutectl fib stats)
+#   bird     BIRD 2 without a kernel protocol: until its tables hold every route
+#   frr      FRR bgpd + zebra: until zebra reports every route installed in the kernel FIB of the
+#            receiver's namespace (show ip[v6] route summary: "fib" counts)
+#
+#   sudo bash scripts/bench-bgp.sh               # RUNS=3
+#   RUNS=5 sudo -E bash scripts/bench-bgp.sh --json
+#   RECEIVERS="xroute bird" sudo -E bash scripts/bench-bgp.sh     # a subset
+#
+# Two namespaces (xrbgp<pid>s, xrbgp<pid>r) joined by one veth pair, always deleted on exit with
+# every daemon the script started (by pid). No packet other than BGP's is sent. Reports the
+# median [min-max] time and rate per receiver and the resident memory of xroute-control and of
+# the BIRD receiver after the table is in.
+set -euo pipefail
+
+RUNS=${RUNS:-3}
+TIMEOUT=${TIMEOUT:-300}
+RECEIVERS=${RECEIVERS:-xroute bird frr}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${XROUTE_SHARED:-$ROOT/../shared}
+TABLE=${TABLE:-$SHARED/data/fib/prefixes.txt.gz}
+OUT=${OUT:-${CARGO_TARGET_DIR:-$ROOT/target}/bench-bgp}
+JSON=0
+[[ ${1:-} == --json ]] && JSON=1
+
+log() { printf 'bench-bgp: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+[[ $EUID -eq 0 ]] || die "needs root (it creates network namespaces)"
+[[ -f $TABLE ]] || die "no table at $TABLE (set TABLE or XROUTE_SHARED)"
+for b in bird birdc /usr/lib/frr/bgpd /usr/lib/frr/zebra vtysh; do
+    command -v "$b" >/dev/null || [[ -x $b ]] || die "$b missing: run scripts/install-deps.sh"
+done
+
+cd "$ROOT"
+bash scripts/install-deps.sh >/dev/null
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release --locked -q -p xroute-control -p xroute-engine
+BIN=$ROOT/target/release
+
+S=xrbgp$$s
+R=xrbgp$$r
+DIR=$(mktemp -d /dev/shm/xroute-bench-bgp.XXXXXX)
+PIDS=()
+mkdir -p "$OUT"
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.5
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    ip netns del "$S" 2>/dev/null || true
+    ip netns del "$R" 2>/dev/null || true
+    rm -rf "$DIR"
+}
+trap cleanup EXIT INT TERM
+
+ip netns add "$S"
+ip netns add "$R"
+ip link add s0 netns "$S" type veth peer name r0 netns "$R"
+for ns in "$S" "$R"; do ip -n "$ns" link set lo up; done
+ip -n "$S" addr add 192.0.2.2/24 dev s0
+ip -n "$S" addr add 2001:db8:1::2/64 dev s0 nodad
+ip -n "$R" addr add 192.0.2.1/24 dev r0
+ip -n "$R" addr add 2001:db8:1::1/64 dev r0 nodad
+ip -n "$S" link set s0 up
+ip -n "$R" link set r0 up
+
+V4=$(zcat -f "$TABLE" | tr -d '\r' | grep -c '\.' || true)
+V6=$(zcat -f "$TABLE" | tr -d '\r' | grep -c ':' || true)
+TOTAL=$((V4 + V6))
+log "table: $V4 IPv4 + $V6 IPv6 prefixes; $RUNS run(s) per receiver"
+
+# --- the sender: BIRD with the table as static routes, its session disabled until a run ----
+mkdir -p "$DIR/snd"
+{
+    echo "router id 192.0.2.2;"
+    echo "log \"$DIR/snd/bird.log\" { warning, error, fatal };"
+    echo "protocol device {}"
+    echo "protocol static t4 { ipv4; "
+    zcat -f "$TABLE" | tr -d '\r' | grep '\.' | sed 's/.*/route & blackhole;/'
+    echo "}"
+    echo "protocol static t6 { ipv6; "
+    zcat -f "$TABLE" | tr -d '\r' | grep ':' | sed 's/.*/route & blackhole;/'
+    echo "}"
+    cat <<EOF
+protocol bgp feed {
+  disabled;
+  local 192.0.2.2 as 64501; neighbor 192.0.2.1 as 64500;
+  hold time 240; connect retry time 1;
+  ipv4 { import none; export all; next hop self; };
+  ipv6 { import none; export all; next hop address 2001:db8:1::2; };
+}
+EOF
+} >"$DIR/snd/bird.conf"
+ip netns exec "$S" bird -f -c "$DIR/snd/bird.conf" -s "$DIR/snd/ctl" -P "$DIR/snd/pid" >"$DIR/snd/out" 2>&1 &
+PIDS+=($!)
+SND=(birdc -s "$DIR/snd/ctl")
+for _ in $(seq 1 600); do
+    "${SND[@]}" show route count 2>/dev/null | grep -q "$TOTAL of $TOTAL" && break
+    sleep 0.2
+done
+"${SND[@]}" show route count | grep -q "$TOTAL of $TOTAL" || die "the sender did not load the table: $(tail -3 "$DIR/snd/out")"
+log "sender ready: $("${SND[@]}" show route count | tail -1)"
+
+now() { date +%s.%N; }
+RESULTS=$DIR/results.jsonl
+: >"$RESULTS"
+record() {  # receiver run seconds rss_kib cpu_seconds
+    printf '{"receiver": "%s", "run": %s, "seconds": %s, "rss_kib": %s, "cpu_seconds": %s}\n' "$1" "$2" "$3" "${4:-null}" "${5:-null}" >>"$RESULTS"
+    log "$1 run $2: $3 s$([[ -n ${4:-} ]] && echo ", RSS $(( $4 / 1024 )) MiB")$([[ -n ${5:-} ]] && echo ", CPU $5 s")"
+}
+# User + system CPU seconds of the given processes so far.
+cpu_of() {
+    local t=0 p
+    for p in "$@"; do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    python3 -c "import os, sys; print(f'{int(sys.argv[1]) / os.sysconf(\"SC_CLK_TCK\"):.2f}')" "$t"
+}
+# Polls "$@" every 50 ms until it prints "done", or TIMEOUT; prints the time it took since $T0.
+until_done() {
+    local deadline=$(( $(date +%s) + TIMEOUT ))
+    while (( $(date +%s) < deadline )); do
+        if [[ $("$@" 2>/dev/null) == done ]]; then
+            python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$T0" "$(now)"
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+# The clock starts when the sender's session is up (BIRD waits its "connect delay" first).
+feed_on() {
+    "${SND[@]}" enable feed >/dev/null
+    local deadline=$(( $(date +%s) + 60 ))
+    until "${SND[@]}" show protocols feed | grep -q Established; do
+        (( $(date +%s) < deadline )) || die "the sender's session did not come up: $("${SND[@]}" show protocols feed | tail -1)"
+        sleep 0.01
+    done
+    T0=$(now)
+}
+feed_off() { "${SND[@]}" disable feed >/dev/null; sleep 1; }
+
+# --- xroute ---------------------------------------------------------------------------------
+mkdir -p "$DIR/xr/run"
+cat >"$DIR/xr/xroute.toml" <<EOF
+[router]
+instance = "bench"
+run-dir = "$DIR/xr/run"
+shm-dir = "$DIR/xr"
+
+[[interface]]
+name = "r0"
+address = ["192.0.2.1/24", "2001:db8:1::1/64"]
+
+[bgp]
+enabled = true
+local-as = 64500
+connect-retry = 1
+
+[[bgp.neighbor]]
+address = "192.0.2.2"
+remote-as = 64501
+passive = true
+import = "all"
+families = ["ipv4-unicast", "ipv6-unicast"]
+EOF
+XCTL=("$BIN/xroutectl" --socket "$DIR/xr/run/bench/control.sock")
+# Done when BGP accepted every prefix and the engine's FIB holds them all (plus the 4 connected
+# and local routes of r0) with every delta applied.
+xroute_done() {
+    local bgp fib
+    bgp=$("${XCTL[@]}" --json bgp summary) || return 1
+    fib=$("${XCTL[@]}" --json fib stats) || return 1
+    python3 -c "
+import json, sys
+b, f = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+accepted = sum(n['accepted'] for n in b['neighbors'])
+routes = f['routes_v4'] + f['routes_v6']
+done = accepted >= $TOTAL and routes >= $TOTAL + 4 and f['queued'] == 0 and f['applied_seq'] >= f['produced_seq']
+print('done' if done else f'{accepted} accepted, {routes} in the FIB')" "$bgp" "$fib"
+}
+wanted() { [[ " $RECEIVERS " == *" $1 "* ]]; }
+for run in $(seq 1 "$RUNS"); do
+    wanted xroute || break
+    ip netns exec "$R" "$BIN/xroute-engine" run --instance bench --shm-dir "$DIR/xr" --run-dir "$DIR/xr/run" >"$DIR/xr/engine.log" 2>&1 &
+    EPID=$!
+    PIDS+=("$EPID")
+    ip netns exec "$R" "$BIN/xroute-control" --config "$DIR/xr/xroute.toml" >"$DIR/xr/control.log" 2>&1 &
+    CPID=$!
+    PIDS+=("$CPID")
+    for _ in $(seq 1 200); do [[ -S $DIR/xr/run/bench/control.sock ]] && break; sleep 0.05; done
+    for _ in $(seq 1 400); do
+        "${XCTL[@]}" --json fib stats 2>/dev/null | grep -q '"engine_attached": true' && break
+        sleep 0.05
+    done
+    "${XCTL[@]}" fib wait --timeout 30 >/dev/null || die "the engine did not start: $(tail -3 "$DIR/xr/engine.log")"
+    cpu0=$(cpu_of "$CPID" "$EPID")
+    feed_on
+    secs=$(until_done xroute_done) || die "xroute did not get the table in ${TIMEOUT}s: $(xroute_done)"
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$CPID/status")
+    cpu=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$cpu0" "$(cpu_of "$CPID" "$EPID")")
+    record xroute "$run" "$secs" "$rss" "$cpu"
+    feed_off
+    kill -TERM "$CPID" "$EPID"; wait "$CPID" "$EPID" 2>/dev/null || true
+done
+
+# --- BIRD receiving, no kernel protocol ------------------------------------------------------
+mkdir -p "$DIR/rb"
+cat >"$DIR/rb/bird.conf" <<EOF
+router id 192.0.2.1;
+log "$DIR/rb/bird.log" { warning, error, fatal };
+protocol device {}
+protocol bgp feed {
+  local 192.0.2.1 as 64500; neighbor 192.0.2.2 as 64501; passive;
+  hold time 240;
+  ipv4 { import all; export none; };
+  ipv6 { import all; export none; };
+}
+EOF
+RCV=(birdc -s "$DIR/rb/ctl")
+bird_done() {
+    "${RCV[@]}" show route count | python3 -c "
+import re, sys
+n = sum(int(m.group(1)) for m in re.finditer(r'(\d+) of \d+ routes', sys.stdin.read()))
+print('done' if n >= $TOTAL else n)"
+}
+for run in $(seq 1 "$RUNS"); do
+    wanted bird || break
+    ip netns exec "$R" bird -f -c "$DIR/rb/bird.conf" -s "$DIR/rb/ctl" -P "$DIR/rb/pid" >"$DIR/rb/out" 2>&1 &
+    BPID=$!
+    PIDS+=("$BPID")
+    for _ in $(seq 1 200); do "${RCV[@]}" show status >/dev/null 2>&1 && break; sleep 0.05; done
+    cpu0=$(cpu_of "$BPID")
+    feed_on
+    secs=$(until_done bird_done) || die "BIRD did not get the table in ${TIMEOUT}s: $(bird_done)"
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$BPID/status")
+    cpu=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$cpu0" "$(cpu_of "$BPID")")
+    record bird "$run" "$secs" "$rss" "$cpu"
+    feed_off
+    kill -TERM "$BPID"; wait "$BPID" 2>/dev/null || true
+done
+
+# --- FRR: bgpd + zebra into the namespace's kernel -------------------------------------------
+mkdir -p "$DIR/frr"
+chmod 777 "$DIR/frr"
+cat >"$DIR/frr/frr.conf" <<EOF
+frr defaults traditional
+hostname bench
+log file $DIR/frr/frr.log warnings
+!
+router bgp 64500
+ bgp router-id 192.0.2.1
+ no bgp ebgp-requires-policy
+ neighbor 192.0.2.2 remote-as 64501
+ neighbor 192.0.2.2 passive
+ address-family ipv4 unicast
+  neighbor 192.0.2.2 activate
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor 192.0.2.2 activate
+ exit-address-family
+!
+EOF
+VTY=(ip netns exec "$R" vtysh --vty_socket "$DIR/frr")
+frr_done() {
+    local v4 v6
+    v4=$("${VTY[@]}" -c "show ip route summary json" 2>/dev/null)
+    v6=$("${VTY[@]}" -c "show ipv6 route summary json" 2>/dev/null)
+    python3 -c "
+import json, sys
+n = 0
+for doc in sys.argv[1:]:
+    try:
+        d = json.loads(doc)
+    except ValueError:
+        continue
+    for r in d.get('routes', []):
+        if r.get('type') in ('ebgp', 'bgp'):
+            n += r.get('fib', 0)
+print('done' if n >= $TOTAL else n)" "$v4" "$v6"
+}
+for run in $(seq 1 "$RUNS"); do
+    wanted frr || break
+    ip netns exec "$R" ip route flush proto bgp 2>/dev/null || true
+    ip netns exec "$R" ip -6 route flush proto bgp 2>/dev/null || true
+    ip netns exec "$R" /usr/lib/frr/zebra -f /dev/null -i "$DIR/frr/zebra.pid" -z "$DIR/frr/zserv" \
+        --vty_socket "$DIR/frr" -u root -g root >"$DIR/frr/zebra.out" 2>&1 &
+    ZPID=$!
+    PIDS+=("$ZPID")
+    for _ in $(seq 1 200); do [[ -S $DIR/frr/zserv ]] && break; sleep 0.05; done
+    kill -0 "$ZPID" 2>/dev/null || die "zebra exited: $(head -3 "$DIR/frr/zebra.out")"
+    ip netns exec "$R" /usr/lib/frr/bgpd -f "$DIR/frr/frr.conf" -i "$DIR/frr/bgpd.pid" -z "$DIR/frr/zserv" \
+        --vty_socket "$DIR/frr" -u root -g root -S >"$DIR/frr/bgpd.out" 2>&1 &
+    GPID=$!
+    PIDS+=("$GPID")
+    sleep 0.5
+    kill -0 "$GPID" 2>/dev/null || die "bgpd exited: $(head -3 "$DIR/frr/bgpd.out")"
+    for _ in $(seq 1 200); do "${VTY[@]}" -c "show bgp summary" >/dev/null 2>&1 && break; sleep 0.05; done
+    cpu0=$(cpu_of "$GPID" "$ZPID")
+    feed_on
+    secs=$(until_done frr_done) || die "FRR did not get the table into the kernel in ${TIMEOUT}s: $(frr_done)"
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$GPID/status")
+    cpu=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$cpu0" "$(cpu_of "$GPID" "$ZPID")")
+    record frr "$run" "$secs" "$rss" "$cpu"
+    feed_off
+    kill -TERM "$GPID" "$ZPID"; wait "$GPID" "$ZPID" 2>/dev/null || true
+done
+
+cp "$RESULTS" "$OUT/runs.jsonl"
+python3 - "$RESULTS" "$TOTAL" "$JSON" "$OUT" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+total, as_json, out = int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+summary = {}
+for rcv in ("xroute", "bird", "frr"):
+    t = sorted(r["seconds"] for r in rows if r["receiver"] == rcv)
+    m = sorted(r["rss_kib"] for r in rows if r["receiver"] == rcv and r["rss_kib"])
+    if t:
+        summary[rcv] = {"seconds": {"median": statistics.median(t), "min": t[0], "max": t[-1]},
+                        "routes_per_second": total / statistics.median(t),
+                        "rss_mib": statistics.median(m) / 1024 if m else None, "runs": len(t)}
+doc = {"routes": total, "receivers": summary}
+json.dump(doc, open(f"{out}/bench-bgp.json", "w"), indent=2)
+lines = [f"Full table ({total:,} routes) from one BIRD 2 sender, time from session up to the last route in place; median [min-max] of {max(s['runs'] for s in summary.values())} run(s)", "",
+         "| receiver | until | time (s) | routes/s | resident memory |", "|---|---|---:|---:|---:|"]
+where = {"xroute": "in the engine's FIB", "bird": "in BIRD's tables (no FIB)", "frr": "in the kernel FIB (bgpd + zebra)"}
+for rcv, s in summary.items():
+    t = s["seconds"]
+    rss = f"{s['rss_mib']:.0f} MiB" if s["rss_mib"] else "-"
+    lines.append(f"| {rcv} | {where[rcv]} | {t['median']:.2f} [{t['min']:.2f}-{t['max']:.2f}] | {s['routes_per_second'] / 1e6:.2f} M | {rss} |")
+x = summary["xroute"]["seconds"]["median"] if "xroute" in summary else None
+lines.append("")
+if x and "frr" in summary:
+    lines.append(f"xroute vs FRR into the kernel: {summary['frr']['seconds']['median'] / x:.1f}x faster (target >= 2x)")
+if x and "bird" in summary:
+    lines.append(f"xroute vs BIRD without a FIB: {summary['bird']['seconds']['median'] / x:.2f}x (target >= 1.0x)")
+open(f"{out}/bench-bgp.md", "w").write("\n".join(lines) + "\n")
+print(json.dumps(doc, indent=2) if as_json else "\n".join(lines))
+EOF
+log "results in $OUT (bench-bgp.md, bench-bgp.json, runs.jsonl)"
