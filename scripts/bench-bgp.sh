@@ -47,6 +47,7 @@ BIN=$ROOT/target/release
 S=xrbgp$$s
 R=xrbgp$$r
 DIR=$(mktemp -d /dev/shm/xroute-bench-bgp.XXXXXX)
+chmod 711 "$DIR"  # zebra runs as the frr user and keeps its files below
 PIDS=()
 mkdir -p "$OUT"
 cleanup() {
@@ -290,7 +291,7 @@ for run in $(seq 1 "$RUNS"); do
     ip netns exec "$R" ip route flush proto bgp 2>/dev/null || true
     ip netns exec "$R" ip -6 route flush proto bgp 2>/dev/null || true
     ip netns exec "$R" /usr/lib/frr/zebra -f /dev/null -i "$DIR/frr/zebra.pid" -z "$DIR/frr/zserv" \
-        --vty_socket "$DIR/frr" -u root -g root >"$DIR/frr/zebra.out" 2>&1 &
+        --vty_socket "$DIR/frr" -u frr -g frr >"$DIR/frr/zebra.out" 2>&1 &
     ZPID=$!
     PIDS+=("$ZPID")
     for _ in $(seq 1 200); do [[ -S $DIR/frr/zserv ]] && break; sleep 0.05; done
