@@ -202,18 +202,31 @@ impl State {
     }
 
     /// Starts, restarts or stops the BGP service to match the configuration (checked before).
-    /// Any change to `[bgp]` restarts it: every session is reset and learns again.
+    /// A change of policies only is applied in place; any other change to `[bgp]` restarts
+    /// it: every session is reset and learns again.
     fn apply_bgp(&mut self) {
         let want = self.config.bgp.enabled.then(|| self.config.bgp.clone());
         if self.bgp.as_ref().map(|b| b.config()) == want.as_ref() {
             return;
         }
-        self.stop_bgp();
-        let Some(cfg) = want else { return };
+        let Some(cfg) = want else {
+            return self.stop_bgp();
+        };
         let filters = match bgp_service::policy_filters(&cfg) {
             Ok(f) => f,
-            Err(e) => return tracing::error!("bgp: not started: {e}"),
+            Err(e) => {
+                self.stop_bgp();
+                return tracing::error!("bgp: not started: {e}");
+            }
         };
+        // Only policies changed: apply them to what the peers sent and were told, sessions up.
+        if let Some(bgp) = self.bgp.as_mut().filter(|b| b.policy_only_change(&cfg)) {
+            match bgp.reconfigure_policies(&cfg, &filters, &mut self.rib) {
+                Ok(()) => return tracing::info!("bgp: policies applied again, sessions kept"),
+                Err(e) => tracing::warn!("bgp: {e}; restarting BGP"),
+            }
+        }
+        self.stop_bgp();
         match BgpService::new(
             &cfg,
             &self.config.interfaces,

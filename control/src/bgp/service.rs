@@ -328,6 +328,48 @@ impl BgpService {
         Ok(())
     }
 
+    /// Whether `new` differs from the running configuration only in policies (the lists and
+    /// policy definitions, and neighbours' `import`/`export`): then
+    /// [`BgpService::reconfigure_policies`] applies it without touching any session.
+    pub fn policy_only_change(&self, new: &BgpConfig) -> bool {
+        let strip = |c: &BgpConfig| {
+            let mut c = c.clone();
+            c.policy = Default::default();
+            for n in &mut c.neighbors {
+                n.import = PolicyRef::All;
+                n.export = PolicyRef::All;
+            }
+            c
+        };
+        strip(&self.cfg) == strip(new)
+    }
+
+    /// Applies new policies in place (soft reconfiguration): every neighbour's import policy
+    /// runs again over what it sent (kept before policy), its export policy over what it was
+    /// told, and only the differences go to the RIB and to the peers. `new` must pass
+    /// [`BgpService::policy_only_change`]; on error nothing changed.
+    pub fn reconfigure_policies(
+        &mut self,
+        new: &BgpConfig,
+        policies: PolicyResolver<'_>,
+        rib: &mut Rib,
+    ) -> Result<(), String> {
+        if !self.policy_only_change(new) {
+            return Err("bgp: more than policies changed".to_owned());
+        }
+        let specs = new
+            .neighbors
+            .iter()
+            .map(|n| Self::peer_spec(n, policies))
+            .collect::<Result<Vec<_>, _>>()?;
+        for ((n, cfg), spec) in self.neighbors.iter_mut().zip(&new.neighbors).zip(specs) {
+            n.cfg = cfg.clone();
+            self.speaker.update_peer(rib, n.idx, spec);
+        }
+        self.cfg = new.clone();
+        Ok(())
+    }
+
     /// Whether the I/O layer should listen, and on which port.
     pub fn listen_port(&self) -> Option<u16> {
         self.cfg.listen.then_some(self.cfg.port)
@@ -1163,6 +1205,46 @@ export = "all"
             .x
             .svc
             .reset(t0, &mut p.x.rib, "192.0.2.9".parse().unwrap())
+            .is_err());
+    }
+
+    #[test]
+    fn a_policy_change_applies_without_touching_the_session() {
+        let t0 = Instant::now();
+        let mut p = Pair::new(t0);
+        p.tick(t0);
+        assert!(bgp_route(&mut p.y.rib, "198.51.100.0/24").is_some());
+        let strict = Y.replace("import = \"all\"", "import = \"no-x\"")
+            + "[[bgp.prefix-list]]\nname = \"x\"\nentry = [{ prefix = \"198.51.100.0/24\" }]\n\
+               [[bgp.policy]]\nname = \"no-x\"\ndefault = \"accept\"\n\
+               term = [{ name = \"t\", match = { prefix-list = \"x\" }, then = { action = \"reject\" } }]\n";
+        let new = config::parse(&strict, "test").unwrap().bgp;
+        assert!(p.y.svc.policy_only_change(&new));
+        let filters = policy_filters(&new).unwrap();
+        p.y.svc
+            .reconfigure_policies(&new, &filters, &mut p.y.rib)
+            .unwrap();
+        p.pump(t0);
+        assert_eq!(bgp_route(&mut p.y.rib, "198.51.100.0/24"), None);
+        let d = p.y.svc.neighbor("192.0.2.1".parse().unwrap(), t0).unwrap();
+        assert_eq!((d.summary.received, d.summary.accepted), (1, 0));
+        assert_eq!(d.established_transitions, 1);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        // And back.
+        let open = config::parse(Y, "test").unwrap().bgp;
+        p.y.svc
+            .reconfigure_policies(&open, &policy_filters(&open).unwrap(), &mut p.y.rib)
+            .unwrap();
+        assert!(bgp_route(&mut p.y.rib, "198.51.100.0/24").is_some());
+        // Anything else is not a policy change.
+        let other = config::parse(&Y.replace("hold-time = 30", "hold-time = 60"), "test")
+            .unwrap()
+            .bgp;
+        assert!(!p.y.svc.policy_only_change(&other));
+        assert!(p
+            .y
+            .svc
+            .reconfigure_policies(&other, &policy_filters(&other).unwrap(), &mut p.y.rib)
             .is_err());
     }
 
