@@ -1,6 +1,8 @@
-//! BGP against real routing daemons, with the engine forwarding: host A - router - host B,
-//! BIRD 2 on B speaking eBGP to the router over IPv4 and over IPv6 (AS 64502), FRR's bgpd on A
-//! speaking iBGP over IPv4 and IPv6 (AS 64500, the router's own). Routes learnt reach the
+//! BGP against real routing daemons, with the engine forwarding: host A - router - host B.
+//! BIRD 2 on B speaks eBGP to the router over IPv4 and over IPv6 (AS 64502) and, from a second
+//! address to the router's address on the other side (BIRD tells its sessions apart by the
+//! neighbour's address), iBGP (AS 64500, the router's own); on A, one FRR bgpd speaks iBGP over IPv4 and a
+//! second one (AS 64501, not listening) eBGP over IPv6. Routes learnt reach the
 //! engine's FIB and traffic follows them; withdrawals, policy changes, peer restarts and
 //! resets do what an operator expects. Needs root, `bird` and FRR (`scripts/install-deps.sh`
 //! installs both); every daemon is stopped by pid and the namespaces removed at the end.
@@ -59,9 +61,18 @@ remote-as = 64500
 description = "frr v4"
 
 [[bgp.neighbor]]
-address = "2001:db8:1::2"
+address = "198.51.100.3"
 remote-as = 64500
-description = "frr v6"
+description = "bird ibgp"
+passive = true
+
+[[bgp.neighbor]]
+address = "2001:db8:1::2"
+remote-as = 64501
+description = "frr v6 (ebgp)"
+passive = true
+import = "all"
+export = "all"
 families = ["ipv6-unicast"]
 "#
     )
@@ -77,7 +88,13 @@ protocol static s6 {{ ipv6; route 2001:db8:3::/48 blackhole; }}
 protocol bgp v4 {{
   local 198.51.100.2 as 64502; neighbor 198.51.100.1 as 64500;
   hold time 9; connect retry time 1; error wait time 1, 4;
-  ipv4 {{ import all; export all; }};
+  ipv4 {{ import all; export where proto = "s4"; }};
+}}
+protocol static s4i {{ ipv4; route 198.18.9.0/24 blackhole; }}
+protocol bgp ib4 {{
+  local 198.51.100.3 as 64500; neighbor 192.0.2.1 as 64500; multihop;
+  hold time 9; connect retry time 1; error wait time 1, 4;
+  ipv4 {{ import all; export filter {{ if proto = "s4i" then accept; reject; }}; next hop self; }};
 }}
 protocol bgp v6 {{
   local 2001:db8:2::2 as 64502; neighbor 2001:db8:2::1 as 64500;
@@ -89,16 +106,24 @@ protocol bgp v6 {{
     )
 }
 
-fn frr_config(dir: &std::path::Path) -> String {
-    format!(
-        "frr defaults traditional\nhostname frr-a\nlog file {dir}/bgpd.log\n!\n\
-         router bgp 64500\n bgp router-id 192.0.2.2\n no bgp ebgp-requires-policy\n no bgp network import-check\n\
+/// FRR on A, two bgpd instances: "ibgp" (AS 64500, IPv4, listening on port 179) and "ebgp"
+/// (AS 64501, IPv6, not listening: it connects to us, and we are passive toward it).
+fn frr_config(dir: &std::path::Path, which: &str) -> String {
+    let head = format!(
+        "frr defaults traditional\nhostname frr-{which}\nlog file {}/bgpd.log\n!\n",
+        dir.display()
+    );
+    let body = if which == "ibgp" {
+        "router bgp 64500\n bgp router-id 192.0.2.2\n no bgp network import-check\n\
          neighbor 192.0.2.1 remote-as 64500\n neighbor 192.0.2.1 timers 3 9\n neighbor 192.0.2.1 timers connect 1\n\
+         address-family ipv4 unicast\n  network 198.18.5.0/24\n  neighbor 192.0.2.1 activate\n exit-address-family\n!\n"
+    } else {
+        "router bgp 64501\n bgp router-id 192.0.2.12\n no bgp ebgp-requires-policy\n no bgp network import-check\n\
          neighbor 2001:db8:1::1 remote-as 64500\n neighbor 2001:db8:1::1 timers 3 9\n neighbor 2001:db8:1::1 timers connect 1\n\
-         address-family ipv4 unicast\n  network 198.18.5.0/24\n  neighbor 192.0.2.1 activate\n  no neighbor 2001:db8:1::1 activate\n exit-address-family\n\
-         address-family ipv6 unicast\n  network 2001:db8:5::/48\n  neighbor 2001:db8:1::1 activate\n exit-address-family\n!\n",
-        dir = dir.display()
-    )
+         address-family ipv4 unicast\n  no neighbor 2001:db8:1::1 activate\n exit-address-family\n\
+         address-family ipv6 unicast\n  network 2001:db8:5::/48\n  neighbor 2001:db8:1::1 activate\n exit-address-family\n!\n"
+    };
+    head + body
 }
 
 fn start_bird(t: &Topology) -> Proc {
@@ -126,10 +151,10 @@ fn birdc(t: &Topology, args: &[&str]) -> String {
     text(&out)
 }
 
-fn start_frr(t: &Topology) -> Proc {
-    let dir = t.path("frr");
+fn start_frr(t: &Topology, which: &str) -> Proc {
+    let dir = t.path(&format!("frr-{which}"));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("bgpd.conf"), frr_config(&dir)).unwrap();
+    std::fs::write(dir.join("bgpd.conf"), frr_config(&dir, which)).unwrap();
     let mut cmd = t.a.command(&PathBuf::from(BGPD));
     cmd.arg("-f")
         .arg(dir.join("bgpd.conf"))
@@ -137,14 +162,17 @@ fn start_frr(t: &Topology) -> Proc {
         .arg(dir.join("bgpd.pid"))
         .args(["-Z", "-n", "-S", "-u", "root", "-g", "root", "--vty_socket"])
         .arg(&dir);
+    if which != "ibgp" {
+        cmd.args(["-p", "0"]);
+    }
     Proc::spawn("bgpd", cmd, dir.join("bgpd.out"))
 }
 
-fn vtysh(t: &Topology, cmd: &str) -> String {
+fn vtysh(t: &Topology, which: &str, cmd: &str) -> String {
     let out =
         t.a.command(&PathBuf::from(VTYSH))
             .arg("--vty_socket")
-            .arg(t.path("frr"))
+            .arg(t.path(&format!("frr-{which}")))
             .args(["-c", cmd])
             .output()
             .unwrap();
@@ -189,11 +217,17 @@ fn wait_route(t: &Topology, prefix: &str, want: Option<(&str, &str)>) {
 }
 
 fn wait_established(t: &Topology, addrs: &[&str]) {
-    wait_for(
-        &format!("sessions with {addrs:?} to come up\n{}", t.logs()),
-        WAIT,
-        || addrs.iter().all(|a| established(t, a)).then_some(()),
-    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while !addrs.iter().all(|a| established(t, a)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sessions with {addrs:?} did not come up: {:#}\n{}\n--- BIRD:\n{}",
+            t.ctl(&["bgp", "summary"]),
+            t.logs(),
+            std::fs::read_to_string(t.path("bird/bird.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -210,26 +244,41 @@ fn bgp_with_bird_and_frr() {
     let mut t = Topology::new(1);
     // B answers for the prefixes BIRD announces; A for FRR's.
     for c in [
+        "ip addr add 198.51.100.3/24 dev b0",
+        "ip addr add 198.18.9.1/32 dev lo",
+    ] {
+        t.b.exec(&c.split(' ').collect::<Vec<_>>());
+    }
+    for c in [
         "ip addr add 198.18.5.1/32 dev lo",
         "ip -6 addr add 2001:db8:5::1/128 dev lo",
     ] {
         t.a.exec(&c.split(' ').collect::<Vec<_>>());
     }
     let mut bird = start_bird(&t);
-    let mut frr = start_frr(&t);
+    let mut frr = start_frr(&t, "ibgp");
+    let mut frr6 = start_frr(&t, "ebgp");
     t.start_with("0", &bgp_config("all"));
-    let all = ["198.51.100.2", "2001:db8:2::2", "192.0.2.2", "2001:db8:1::2"];
+    let all = [
+        "198.51.100.2",
+        "2001:db8:2::2",
+        "198.51.100.3",
+        "192.0.2.2",
+        "2001:db8:1::2",
+    ];
     wait_established(&t, &all);
 
     // Routes learnt reach the FIB, with the right protocol and next hop; traffic follows.
     wait_route(&t, "203.0.113.0/24", Some(("ebgp", "198.51.100.2")));
     wait_route(&t, "2001:db8:3::/48", Some(("ebgp", "2001:db8:2::2")));
     wait_route(&t, "198.18.5.0/24", Some(("ibgp", "192.0.2.2")));
-    wait_route(&t, "2001:db8:5::/48", Some(("ibgp", "2001:db8:1::2")));
+    wait_route(&t, "2001:db8:5::/48", Some(("ebgp", "2001:db8:1::2")));
+    wait_route(&t, "198.18.9.0/24", Some(("ibgp", "198.51.100.3")));
     t.ctl(&["fib", "wait", "--timeout", "30"]);
     for (from, to) in [
         (&t.a, "203.0.113.1"),
         (&t.a, "2001:db8:3::1"),
+        (&t.a, "198.18.9.1"),
         (&t.b, "198.18.5.1"),
         (&t.b, "2001:db8:5::1"),
     ] {
@@ -252,8 +301,24 @@ fn bgp_with_bird_and_frr() {
                 .then_some(())
         },
     );
+    // BIRD's iBGP session gets our network and eBGP-learnt routes, but not FRR's iBGP route
+    // (no route reflection).
+    wait_for("BIRD's iBGP session to learn 192.0.2.0/24 from us", WAIT, || {
+        let r = birdc(&t, &["show", "route", "protocol", "ib4"]);
+        r.contains("192.0.2.0/24").then_some(())
+    });
+    let r = birdc(&t, &["show", "route", "protocol", "ib4"]);
+    assert!(
+        !r.contains("198.18.5.0/24"),
+        "an iBGP route went to another iBGP peer:\n{r}"
+    );
+    // FRR's eBGP (IPv6) instance gets BIRD's IPv6 route with our AS in front.
+    wait_for("FRR to learn 2001:db8:3::/48 with path 64500 64502", WAIT, || {
+        let r = vtysh(&t, "ebgp", "show bgp ipv6 unicast 2001:db8:3::/48");
+        r.contains("64500 64502").then_some(())
+    });
     wait_for("FRR to learn 203.0.113.0/24 via BIRD's address", WAIT, || {
-        let r = vtysh(&t, "show bgp ipv4 unicast 203.0.113.0/24");
+        let r = vtysh(&t, "ibgp", "show bgp ipv4 unicast 203.0.113.0/24");
         (r.contains("198.51.100.2") && r.contains("64502")).then_some(())
     });
 
@@ -339,4 +404,5 @@ fn bgp_with_bird_and_frr() {
     });
     assert!(bird.stop(Duration::from_secs(10)));
     assert!(frr.stop(Duration::from_secs(10)) || !frr.is_running());
+    assert!(frr6.stop(Duration::from_secs(10)) || !frr6.is_running());
 }
