@@ -745,10 +745,14 @@ fn bgp(c: &mut Client, cmd: BgpCmd, json: bool) -> Result<()> {
                 } else {
                     " "
                 };
-                let from = p.peer.map_or_else(|| "local".to_owned(), |a| a.to_string());
+                // Our own networks: no peer, and the next hop is ours (given per session).
+                let (via, from) = match p.peer {
+                    Some(a) => (p.next_hop.to_string(), a.to_string()),
+                    None => ("self".to_owned(), "local".to_owned()),
+                };
                 let mut line = format!(
-                    "  {mark} via {} from {from}  path [{}] {}",
-                    p.next_hop, p.as_path, p.origin
+                    "  {mark} via {via} from {from}  path [{}] {}",
+                    p.as_path, p.origin
                 );
                 if let Some(lp) = p.local_pref {
                     line.push_str(&format!("  local-pref {lp}"));
