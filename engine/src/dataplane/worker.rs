@@ -391,6 +391,7 @@ impl Worker {
                 self.counters.drop(ingress, DropReason::Truncated);
                 continue;
             }
+            // Field by field, not `self.ctx()`: the FIB view borrows `self.fib` meanwhile.
             handle(
                 Ctx {
                     umem: &mut self.umem,
@@ -414,6 +415,24 @@ impl Worker {
             );
         }
         n
+    }
+
+    /// The per-frame context: everything a verdict's handling may touch, borrowed from the
+    /// worker.
+    fn ctx(&mut self) -> Ctx<'_> {
+        Ctx {
+            umem: &mut self.umem,
+            txq: &mut self.txq,
+            tx_socket: &self.tx_socket,
+            ports: &self.ports,
+            counters: &mut self.counters,
+            hold: &mut self.hold,
+            requests: &mut self.requests,
+            neighbors: &self.shared.neighbors,
+            icmp: &mut self.icmp,
+            copy: &mut self.copy,
+            now_ms: self.now_ms,
+        }
     }
 
     /// Releases frames whose neighbour got resolved, expires the ones that waited too long,
@@ -449,38 +468,14 @@ impl Worker {
                 let socket = usize::from(h.socket);
                 let ingress_port = self.socket_port.get(socket).copied().unwrap_or(0);
                 if self.icmp.take(self.now_ms) {
-                    let mut ctx = Ctx {
-                        umem: &mut self.umem,
-                        txq: &mut self.txq,
-                        tx_socket: &self.tx_socket,
-                        ports: &self.ports,
-                        counters: &mut self.counters,
-                        hold: &mut self.hold,
-                        requests: &mut self.requests,
-                        neighbors: &self.shared.neighbors,
-                        icmp: &mut self.icmp,
-                        copy: &mut self.copy,
-                        now_ms: self.now_ms,
-                    };
+                    let mut ctx = self.ctx();
                     ctx.icmp_reply(d, IcmpKind::HostUnreachable, socket, ingress_port, h.ingress);
                 } else {
                     let _ = self.umem.free(h.addr);
                 }
                 continue;
             };
-            let mut ctx = Ctx {
-                umem: &mut self.umem,
-                txq: &mut self.txq,
-                tx_socket: &self.tx_socket,
-                ports: &self.ports,
-                counters: &mut self.counters,
-                hold: &mut self.hold,
-                requests: &mut self.requests,
-                neighbors: &self.shared.neighbors,
-                icmp: &mut self.icmp,
-                copy: &mut self.copy,
-                now_ms: self.now_ms,
-            };
+            let mut ctx = self.ctx();
             let src = ctx
                 .ports
                 .engine_port(h.egress)
