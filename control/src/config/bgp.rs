@@ -31,6 +31,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::render::string;
 use super::{error_at, ConfigError};
 use crate::bgp::policy::{self, AsPathListDef, CommunityListDef, PolicyConfig, PolicyDef, PrefixListDef};
 use crate::bgp::types::{Asn, Family};
@@ -262,18 +263,7 @@ impl Context<'_> {
     }
 
     fn int<T: TryFrom<i64>>(&self, value: &Spanned<i64>, field: &str, lo: i64, hi: i64) -> Result<T> {
-        let v = *value.get_ref();
-        let err = || {
-            self.error(
-                &value.span(),
-                field,
-                format!("must be between {lo} and {hi}, not {v}"),
-            )
-        };
-        if v < lo || v > hi {
-            return Err(err());
-        }
-        T::try_from(v).map_err(|_| err())
+        super::validate::int_in(self.origin, self.text, value, field, lo, hi)
     }
 
     fn opt_int<T: TryFrom<i64>>(
@@ -671,8 +661,4 @@ pub(super) fn render(out: &mut String, bgp: &BgpConfig) {
 
 fn list(items: impl Iterator<Item = String>) -> String {
     format!("[{}]", items.collect::<Vec<_>>().join(", "))
-}
-
-fn string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
 }

@@ -89,6 +89,6 @@ fn line(out: &mut String, key: &str, value: &str) {
 }
 
 /// A TOML string literal, quoted and escaped.
-fn string(s: &str) -> String {
+pub(super) fn string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }

@@ -70,18 +70,7 @@ impl Checker<'_> {
 
     /// An integer in `lo..=hi` (both within `T`).
     fn int<T: TryFrom<i64>>(&self, value: &Spanned<i64>, field: &str, lo: i64, hi: i64) -> Result<T> {
-        let v = *value.get_ref();
-        let out_of_range = || {
-            self.error(
-                &value.span(),
-                field,
-                format!("must be between {lo} and {hi}, not {v}"),
-            )
-        };
-        if v < lo || v > hi {
-            return Err(out_of_range());
-        }
-        T::try_from(v).map_err(|_| out_of_range())
+        int_in(self.origin, self.text, value, field, lo, hi)
     }
 
     fn router(&self, raw: &RawRouter) -> Result<Router> {
@@ -495,6 +484,31 @@ impl Checker<'_> {
             _ => Ok(ProtocolSection { enabled: false }),
         }
     }
+}
+
+/// An integer in `lo..=hi` (both within `T`), or an error pointing at it.
+pub(super) fn int_in<T: TryFrom<i64>>(
+    origin: &str,
+    text: &str,
+    value: &Spanned<i64>,
+    field: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<T> {
+    let v = *value.get_ref();
+    let out_of_range = || {
+        error_at(
+            origin,
+            text,
+            value.span().start,
+            field,
+            format!("must be between {lo} and {hi}, not {v}"),
+        )
+    };
+    if v < lo || v > hi {
+        return Err(out_of_range());
+    }
+    T::try_from(v).map_err(|_| out_of_range())
 }
 
 fn family(addr: IpAddr) -> &'static str {
