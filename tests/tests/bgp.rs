@@ -403,6 +403,12 @@ fn bgp_with_bird_and_frr() {
         (!r.contains("Established")).then_some(())
     });
     assert!(bird.stop(Duration::from_secs(10)));
-    assert!(frr.stop(Duration::from_secs(10)) || !frr.is_running());
-    assert!(frr6.stop(Duration::from_secs(10)) || !frr6.is_running());
+    assert!(
+        frr.stop(Duration::from_secs(10)),
+        "FRR (iBGP) did not stop cleanly"
+    );
+    assert!(
+        frr6.stop(Duration::from_secs(10)),
+        "FRR (eBGP) did not stop cleanly"
+    );
 }
