@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// "XRTCHAN1" read as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"XRTCHAN1");
 /// Bumped whenever the header, record or stats layout changes.
-pub const LAYOUT_VERSION: u64 = 2;
+pub const LAYOUT_VERSION: u64 = 3;
 /// Header size in bytes (one page).
 pub const HEADER_BYTES: usize = 4096;
 /// Ring slots when the creator does not ask for another size: 16 MiB of records.

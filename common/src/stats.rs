@@ -48,11 +48,17 @@ pub enum DropReason {
     LocalMissed,
     /// No free UMEM frame for a generated packet (ICMP error, fragment, hand-off copy).
     NoFrame,
+    /// The kernel found this worker's AF_XDP receive ring full: the worker fell behind (read
+    /// from the socket's `XDP_STATISTICS`, so counted before the worker sees the frame).
+    RxRingFull,
+    /// The kernel had no free frame on the socket's fill ring for an arriving frame (or the
+    /// frame was larger than a UMEM frame); also from `XDP_STATISTICS`.
+    RxFillEmpty,
 }
 
 impl DropReason {
     /// Every reason, in layout order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 21] = [
         Self::BadVersion,
         Self::BadHeaderLength,
         Self::BadLength,
@@ -72,6 +78,8 @@ impl DropReason {
         Self::NeighborFailed,
         Self::LocalMissed,
         Self::NoFrame,
+        Self::RxRingFull,
+        Self::RxFillEmpty,
     ];
 
     /// The name operators see (CLI, metrics).
@@ -96,6 +104,8 @@ impl DropReason {
             Self::NeighborFailed => "neighbor_failed",
             Self::LocalMissed => "local_missed",
             Self::NoFrame => "no_frame",
+            Self::RxRingFull => "rx_ring_full",
+            Self::RxFillEmpty => "rx_fill_empty",
         }
     }
 }
@@ -112,8 +122,8 @@ pub mod counter {
     pub const DROPS: usize = 5;
 }
 
-/// Counters per slot, rounded up to whole cache lines (3 lines of 8 words).
-pub const SLOT_WORDS: usize = 24;
+/// Counters per slot, rounded up to whole cache lines (4 lines of 8 words).
+pub const SLOT_WORDS: usize = 32;
 /// Most worker cores the segment has room for.
 pub const MAX_CORES: usize = 32;
 /// Most ports the segment has room for.

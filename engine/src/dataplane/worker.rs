@@ -22,7 +22,7 @@ use crate::fib::{FibReader, FibView};
 use crate::neighbor::{Hold, HoldQueues, NeighborCacheReader};
 use crate::packet::wire::EthernetFrame;
 use crate::packet::{build_icmp_error, forward_batch, Fragmenter, IcmpKind, Scratch, Verdict, MAX_BATCH};
-use crate::xsk::{Desc, PollSet, Umem, XskSocket};
+use crate::xsk::{Desc, PollSet, Umem, XskSocket, XskStats};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -244,7 +244,28 @@ struct Worker {
     poll: PollSet,
     started: Instant,
     now_ms: u64,
+    /// Per socket: the kernel's drop counters (`XDP_STATISTICS`) as last counted.
+    kernel_drops: Vec<KernelDrops>,
 }
+
+/// Frames the kernel dropped before they reached a socket's receive ring, cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct KernelDrops {
+    ring_full: u64,
+    fill_empty: u64,
+}
+
+impl KernelDrops {
+    fn of(s: &XskStats) -> Self {
+        Self {
+            ring_full: s.rx_ring_full,
+            fill_empty: s.rx_dropped,
+        }
+    }
+}
+
+/// How often (ms) a worker reads its sockets' kernel counters: one getsockopt per socket.
+const KERNEL_DROPS_EVERY_MS: u64 = 64;
 
 impl Worker {
     fn new(p: WorkerParts, shared: Arc<Shared>) -> Self {
@@ -270,6 +291,7 @@ impl Worker {
             })
             .collect();
         let frame_size = p.umem.frame_size() as usize;
+        let p_sockets_len = p.sockets.len();
         Self {
             index: p.index,
             umem: p.umem,
@@ -290,6 +312,7 @@ impl Worker {
             released: Vec::with_capacity(HOLD_NEIGHBORS * HOLD_PER_NEIGHBOR),
             counters: Counters::new(),
             copy: vec![0u8; frame_size].into_boxed_slice(),
+            kernel_drops: vec![KernelDrops::default(); p_sockets_len],
             poll,
             started: Instant::now(),
             now_ms: 0,
@@ -318,6 +341,9 @@ impl Worker {
             if self.now_ms != last_housekeeping {
                 last_housekeeping = self.now_ms;
                 self.poll_held();
+                if self.now_ms % KERNEL_DROPS_EVERY_MS == 0 {
+                    self.count_kernel_drops();
+                }
                 if self.now_ms % 8 == 0 {
                     self.counters.publish(self.index, self.shared.stats.stats_words());
                 }
@@ -337,6 +363,36 @@ impl Worker {
                 self.counters.publish(self.index, self.shared.stats.stats_words());
                 let _ = self.poll.wait(1);
             }
+        }
+    }
+
+    /// Adds what the kernel dropped on each socket since the last look to the ingress port's
+    /// counters, so that frames lost before the worker saw them are counted too.
+    fn count_kernel_drops(&mut self) {
+        for (s, sock) in self.sockets.iter().enumerate() {
+            let Ok(now) = sock.stats() else { continue };
+            let now = KernelDrops::of(&now);
+            let Some(seen) = self.kernel_drops.get_mut(s) else {
+                continue;
+            };
+            let port = self.socket_port.get(s).copied().unwrap_or(0);
+            let control = self.ports.ports.get(port).and_then(|p| p.control);
+            let reasons = [
+                (
+                    DropReason::RxRingFull,
+                    now.ring_full.saturating_sub(seen.ring_full),
+                ),
+                (
+                    DropReason::RxFillEmpty,
+                    now.fill_empty.saturating_sub(seen.fill_empty),
+                ),
+            ];
+            for (reason, n) in reasons {
+                if n > 0 {
+                    self.counters.add(control, counter::DROPS + reason as usize, n);
+                }
+            }
+            *seen = now;
         }
     }
 
