@@ -19,12 +19,29 @@ use xroute_control::routefile;
 #[command(
     name = "xroutectl",
     version,
-    about = "Control an xroute router: routes, the FIB, interfaces, neighbours, counters",
+    about = "Control an xroute router: routes, the FIB, interfaces, neighbours, counters, BGP",
     long_about = "Control an xroute router.\n\n\
         xroutectl talks to the xroute-control daemon over its Unix socket, by default\n\
-        /run/xroute/<instance>/control.sock. Read commands print text for people; add --json\n\
-        for one JSON document that scripts can parse. Errors are one line on stderr and a\n\
-        non-zero exit code."
+        /run/xroute/<instance>/control.sock. Read commands print text for people; with --json\n\
+        every command prints one JSON document that scripts can parse (a command that changes\n\
+        something prints what it changed). Nothing here talks to the engine directly: the\n\
+        control process asks it, so xroutectl works the same whichever process restarted.",
+    after_long_help = "EXAMPLES:\n\
+        \x20   xroutectl route add 198.51.100.0/24 via 192.0.2.2     a static route\n\
+        \x20   xroutectl route show --protocol ebgp --json | jq length\n\
+        \x20   xroutectl fib lookup 1.1.1.1 2001:db8::1               what the engine does with them\n\
+        \x20   xroutectl bgp summary                                 sessions and prefix counts\n\
+        \x20   xroutectl bgp routes 1.1.1.0/24                       every path, and why the best won\n\
+        \x20   xroutectl counters                                    packets and drops by reason\n\
+        \x20   xroutectl --instance edge2 interfaces                 a second router on the box\n\n\
+        ENVIRONMENT:\n\
+        \x20   XROUTE_SOCKET   the control socket, as --socket\n\n\
+        EXIT STATUS:\n\
+        \x20   0 on success; 1 when the daemon cannot be reached or refuses the request (the\n\
+        \x20   reason is one line on stderr, or {\"error\": ...} on stdout with --json);\n\
+        \x20   2 for a command line that does not parse.\n\n\
+        SEE ALSO:\n\
+        \x20   xroute-control --help, xroute-engine run --help, README.md (configuration reference)"
 )]
 struct Cli {
     #[command(flatten)]
@@ -91,18 +108,27 @@ enum BgpCmd {
     Summary,
     /// One neighbour in detail: negotiated hold time, families and capabilities, policies,
     /// message and error counters, RFC 7606 repairs, the last error.
-    Neighbor { address: IpAddr },
+    Neighbor {
+        /// The neighbour's address, as configured in [[bgp.neighbor]].
+        address: IpAddr,
+    },
     /// Every path of PREFIX (or of every prefix, up to --limit), best first: next hop, AS path,
     /// origin, LOCAL_PREF, MED, communities, and which step of the decision process made the
     /// best path win or the others lose.
     Routes {
+        /// A prefix (exact match), e.g. 1.1.1.0/24 or 2001:db8::/32; none: every prefix.
         prefix: Option<String>,
+        /// At most this many prefixes when PREFIX is not given.
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
     /// Close the session with ADDRESS (NOTIFICATION Cease, administrative reset) and start it
-    /// again; also restarts a session closed for too many prefixes.
-    Reset { address: IpAddr },
+    /// again; also restarts a session closed for too many prefixes. Other sessions and the
+    /// routes learnt from them are not touched.
+    Reset {
+        /// The neighbour's address, as configured in [[bgp.neighbor]].
+        address: IpAddr,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,11 +142,14 @@ enum RouteCmd {
     /// Examples: `xroutectl route add 198.51.100.0/24 via 192.0.2.2`;
     /// `xroutectl route add 203.0.113.0/24 nexthop via 192.0.2.2 nexthop via 192.0.2.3 weight 2`.
     Add {
+        /// The route, as words (quoting is not needed).
         #[arg(required = true, num_args = 1.., value_name = "ROUTE")]
         route: Vec<String>,
     },
     /// Delete the static route(s) added with `route add` or `route import` for PREFIX.
+    /// Routes from the configuration file stay: edit the file and `config reload`.
     Del {
+        /// The route's prefix, e.g. 198.51.100.0/24.
         prefix: String,
         /// Only the route with this distance.
         #[arg(long)]
@@ -144,6 +173,7 @@ enum RouteCmd {
     /// standard input; `.gz` is decompressed). A line that is only a prefix goes to the --via
     /// gateway of its family. Every line is checked before any is sent.
     Import {
+        /// The route file; `-` reads standard input.
         file: PathBuf,
         /// Default gateway for bare-prefix lines (once per address family).
         #[arg(long, value_name = "ADDR")]
@@ -164,11 +194,16 @@ enum RouteCmd {
 enum FibCmd {
     /// What the engine's FIB does with each address: matching prefix, next hops, port, MAC.
     /// Addresses come as arguments, or one per line on standard input.
-    Lookup { addrs: Vec<IpAddr> },
+    Lookup {
+        /// IPv4 or IPv6 addresses.
+        addrs: Vec<IpAddr>,
+    },
     /// FIB size, memory, and how far the engine has applied the control process's deltas.
     Stats,
-    /// Wait until the engine has applied every delta produced so far.
+    /// Wait until the engine has applied every delta produced so far (exit status 1 if it
+    /// has not within --timeout): a script's way to know a route change is in the data plane.
     Wait {
+        /// Seconds to wait at most.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
@@ -183,8 +218,13 @@ enum ConfigCmd {
 
 fn main() {
     let cli = Cli::parse();
+    let json = cli.json;
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        if json {
+            println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+        } else {
+            eprintln!("error: {e:#}");
+        }
         std::process::exit(1);
     }
 }
@@ -799,5 +839,50 @@ fn duration(secs: u64) -> String {
         format!("{d}d{h:02}:{m:02}:{s:02}")
     } else {
         format!("{h:02}:{m:02}:{s:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_and_argument_is_documented() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                if a.get_help().is_none() && !matches!(a.get_id().as_str(), "help" | "version") {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "xroutectl", &mut missing);
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_by_the_parser() {
+        for args in [
+            &["xroutectl", "bgp", "reset", "1.2.3"][..],
+            &["xroutectl", "fib", "lookup", "not-an-address"],
+            &["xroutectl", "fib", "wait", "--timeout", "-1"],
+            &["xroutectl", "route"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?} parsed");
+        }
+        let ok = Cli::try_parse_from(["xroutectl", "--json", "bgp", "routes", "1.1.1.0/24"]).unwrap();
+        assert!(ok.json);
     }
 }
