@@ -24,7 +24,7 @@ pub(crate) use validate::parse_gateway;
 mod tests;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
@@ -52,6 +52,10 @@ pub const MIN_IPV6_MTU: u32 = 1280;
 pub const MAX_MTU: u32 = 65535;
 /// The administrative distance of a static route when `distance` is not set.
 pub const DEFAULT_STATIC_DISTANCE: u8 = 1;
+/// The Prometheus endpoint's port when `[metrics] listen` is not set. Prometheus's list of
+/// exporter ports (9100-9999) is fully allocated, so no free number exists there; this one is
+/// unlikely to meet another exporter on a router, and `listen` moves it.
+pub const DEFAULT_METRICS_PORT: u16 = 9842;
 
 /// Reads and parses a configuration file. I/O errors name the file too.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -138,6 +142,8 @@ pub struct Config {
     pub ospf: ProtocolSection,
     /// `[bgp]`.
     pub bgp: BgpConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -164,6 +170,7 @@ impl Default for Config {
             rip: ProtocolSection::default(),
             ospf: ProtocolSection::default(),
             bgp: BgpConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -274,6 +281,25 @@ pub struct RouteFile {
 pub struct ProtocolSection {
     /// `enabled` (default false). `true` is rejected until the protocol is implemented.
     pub enabled: bool,
+}
+
+/// `[metrics]`: the Prometheus endpoint (`GET /metrics`), served by the control process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `enabled` (default true).
+    pub enabled: bool,
+    /// `listen`: an IP address and a port other than 0, e.g. `127.0.0.1:9842` or `[::1]:9842`
+    /// (default `127.0.0.1:9842`, loopback only: the endpoint has no authentication).
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_METRICS_PORT),
+        }
+    }
 }
 
 /// A [`ConfigError`] pointing at byte `offset` of `text`.

@@ -4,7 +4,8 @@
 //! One tokio thread runs everything; the state sits behind a mutex that is never held across
 //! an `.await`. The pump moves coalesced RIB changes into the ring as fast as the engine frees
 //! room (a full ring is back-pressure: deltas wait in `pending`, in order, never dropped), and
-//! answers the engine's requests for a full replay.
+//! answers the engine's requests for a full replay. The Prometheus endpoint (`metrics`) copies
+//! a snapshot out of the state under the lock and formats it outside.
 
 use crate::api::{
     ChangeResult, CountersReport, FibLookupEntry, FibStats, HopView, InterfaceEntry, NeighborEntry,
@@ -13,6 +14,7 @@ use crate::api::{
 use crate::bgp::io::{BgpHost, BgpIo};
 use crate::bgp::service::{self as bgp_service, BgpService, Io as BgpIoAction};
 use crate::config::{self, Config};
+use crate::metrics::{self, http::Endpoint};
 use crate::protocol::{Applied, Driver, Event};
 use crate::rib::{Interface, Protocol, Rib, RouteFilter, RouteView};
 use crate::routetext;
@@ -80,6 +82,8 @@ pub struct State {
     bgp_orphans: Vec<BgpIoAction>,
     /// Tells each BGP service's connections apart from the previous one's.
     bgp_generation: u16,
+    /// The Prometheus endpoint, once [`run`] has started it (never in unit tests).
+    metrics: Option<Endpoint>,
 }
 
 impl BgpHost for State {
@@ -157,6 +161,7 @@ impl State {
             bgp: None,
             bgp_orphans: Vec::new(),
             bgp_generation: 0,
+            metrics: None,
         };
         state.apply_config(cfg)?;
         // Whatever the engine holds (from an earlier control process, or nothing), replace it
@@ -173,6 +178,14 @@ impl State {
         if cfg.bgp.enabled {
             let filters = bgp_service::policy_filters(&cfg.bgp).map_err(anyhow::Error::msg)?;
             BgpService::check(&cfg.bgp, &cfg.interfaces, &filters).map_err(anyhow::Error::msg)?;
+        }
+        // Last of the checks, as it binds the new address: one in use rejects the reload.
+        let metrics_change = match &self.metrics {
+            Some(endpoint) => endpoint.prepare(&cfg.metrics).map_err(anyhow::Error::msg)?,
+            None => None,
+        };
+        if let (Some(endpoint), Some(change)) = (self.metrics.as_mut(), metrics_change) {
+            endpoint.commit(change);
         }
         // Interfaces: ports are numbered in configuration order.
         for port in cfg.interfaces.len()..self.config.interfaces.len() {
@@ -741,12 +754,147 @@ impl State {
         }
     }
 
+    /// What a Prometheus scrape reports, copied out (see `metrics`).
+    fn metrics_snapshot(&self) -> metrics::Snapshot {
+        let f = self.producer.file();
+        let h = f.snapshot();
+        let words = f.stats_words();
+        let load = |i: usize| {
+            words
+                .get(i)
+                .map_or(0, |w| w.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        let nports = self.config.interfaces.len().min(stats::MAX_PORTS);
+        // What the XDP programs passed to the kernel is per port (the slow path copies it into
+        // its own slot); the rest is per worker: worker 0 always (every engine has it, so its
+        // series exist before the first packet), the others once they have counted anything.
+        let mut to_kernel = vec![0u64; nports];
+        let mut slots = Vec::new();
+        for slot in 0..stats::MAX_CORES {
+            let mut ports: Vec<PortCounters> = (0..nports)
+                .map(|port| {
+                    let base = stats::slot_offset(slot, port);
+                    let words: Vec<u64> = (base..base + stats::SLOT_WORDS).map(load).collect();
+                    PortCounters::from_slot(&words)
+                })
+                .collect();
+            for (sum, c) in to_kernel.iter_mut().zip(&mut ports) {
+                *sum += std::mem::take(&mut c.to_kernel);
+            }
+            if slot == 0 || ports.iter().any(|c| *c != PortCounters::default()) {
+                slots.push(metrics::SlotSample {
+                    worker: slot.to_string(),
+                    ports,
+                });
+            }
+        }
+        let heartbeat_age = h
+            .engine_attached
+            .then(|| h.engine_heartbeat_age_ms as f64 / 1000.0);
+        let rib = self.rib.stats();
+        metrics::Snapshot {
+            ports: self
+                .config
+                .interfaces
+                .iter()
+                .zip(&self.ports)
+                .take(nports)
+                .zip(&to_kernel)
+                .map(|((ic, st), to_kernel)| metrics::PortSample {
+                    name: ic.name.clone(),
+                    up: st.present && st.up,
+                    to_kernel: *to_kernel,
+                })
+                .collect(),
+            slots,
+            engine: metrics::EngineSample {
+                attached: h.engine_attached,
+                up: h.engine_attached && h.engine_heartbeat_age_ms < ENGINE_STALE_MS,
+                state: h.engine_state,
+                heartbeat_age_seconds: heartbeat_age,
+                fib_routes_v4: h.fib_routes_v4,
+                fib_routes_v6: h.fib_routes_v6,
+                fib_memory_bytes: h.fib_memory_bytes,
+                fib_groups: h.fib_groups,
+                fib_adjacencies: h.fib_adjacencies,
+                resyncs_done: h.resyncs_done,
+            },
+            deltas: metrics::DeltaSample {
+                produced_seq: h.producer_pos,
+                applied_seq: h.applied_seq,
+                queued: self.pending.len() as u64,
+                rejected: h.rejected,
+                resyncs_sent: self.resyncs_sent,
+                ring_capacity: h.capacity,
+            },
+            rib: metrics::RibSample {
+                selected_v4: rib.selected_v4 as u64,
+                selected_v6: rib.selected_v6 as u64,
+                candidates: Protocol::ALL
+                    .iter()
+                    .zip(rib.per_protocol)
+                    .map(|(p, n)| (p.as_str(), n as u64))
+                    .collect(),
+                unresolved: rib.unresolved as u64,
+            },
+            bgp: self.bgp.as_ref().map(bgp_sample),
+        }
+    }
+
     fn engine_socket(&self) -> PathBuf {
         self.config
             .router
             .run_dir
             .join(&self.config.router.instance)
             .join("engine.sock")
+    }
+}
+
+/// An engine whose FIB writer has not beaten for this long counts as down (it beats every
+/// 100 ms).
+const ENGINE_STALE_MS: u64 = 5_000;
+
+/// The BGP part of a metrics snapshot.
+fn bgp_sample(bgp: &BgpService) -> metrics::BgpSample {
+    let now = Instant::now();
+    let summary = bgp.summary(now);
+    let neighbors = summary
+        .neighbors
+        .iter()
+        .filter_map(|n| bgp.neighbor(n.address, now))
+        .map(|d| {
+            let s = &d.summary;
+            // "Idle (shutdown)" and "Idle (max prefixes)" are Idle with a reason.
+            let word = s.state.split(' ').next().unwrap_or_default();
+            let state = metrics::BGP_STATES
+                .iter()
+                .copied()
+                .find(|st| st.eq_ignore_ascii_case(word))
+                .unwrap_or("idle");
+            metrics::NeighborSample {
+                address: s.address,
+                remote_as: s.remote_as,
+                state,
+                admin_shutdown: d.shutdown,
+                state_seconds: s.state_seconds,
+                received: s.received as u64,
+                accepted: s.accepted as u64,
+                advertised: s.advertised as u64,
+                messages_in: s.messages_in,
+                messages_out: s.messages_out,
+                updates_in: d.updates_in,
+                updates_out: d.updates_out,
+                notifications_in: d.notifications_in,
+                notifications_out: d.notifications_out,
+                established_transitions: d.established_transitions,
+                connect_attempts: d.connect_attempts,
+            }
+        })
+        .collect();
+    metrics::BgpSample {
+        local_as: summary.local_as,
+        prefixes: summary.prefixes as u64,
+        neighbors,
     }
 }
 
@@ -930,6 +1078,15 @@ pub fn run(opts: Options) -> Result<()> {
         .build()?;
     let result = rt.block_on(async {
         let listener = UnixListener::from_std(listener)?;
+        // The Prometheus endpoint: the snapshot is taken under the lock, formatted outside it.
+        let scrape_state = Arc::clone(&state);
+        let render: metrics::http::Render = Arc::new(move || {
+            let snapshot = lock(&scrape_state).metrics_snapshot();
+            metrics::render(&snapshot)
+        });
+        let metrics_config = lock(&state).config.metrics.clone();
+        let endpoint = Endpoint::start(&metrics_config, render).map_err(anyhow::Error::msg)?;
+        lock(&state).metrics = Some(endpoint);
         let accept_state = Arc::clone(&state);
         tokio::spawn(async move {
             loop {
@@ -1004,6 +1161,11 @@ mod tests {
 
     /// A scratch directory with a fake sysfs (one interface, up) and a configuration.
     fn setup(name: &str) -> (PathBuf, Config) {
+        setup_with(name, "")
+    }
+
+    /// As [`setup`], with `extra` appended to the configuration.
+    fn setup_with(name: &str, extra: &str) -> (PathBuf, Config) {
         let dir = std::env::temp_dir().join(format!("xroute-daemon-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let ifdir = dir.join("sys/eth0");
@@ -1017,7 +1179,7 @@ mod tests {
             std::fs::write(ifdir.join(f), format!("{v}\n")).unwrap();
         }
         let text = format!(
-            "[router]\nrun-dir = \"{0}/run\"\nshm-dir = \"{0}\"\n[[interface]]\nname = \"eth0\"\naddress = [\"198.18.0.1/24\"]\n",
+            "[router]\nrun-dir = \"{0}/run\"\nshm-dir = \"{0}\"\n[[interface]]\nname = \"eth0\"\naddress = [\"198.18.0.1/24\"]\n{extra}",
             dir.display()
         );
         (dir, config::parse(&text, "test").unwrap())
@@ -1039,6 +1201,63 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    #[test]
+    fn the_metrics_snapshot_reads_the_stats_segment_and_bgp() {
+        let (dir, cfg) = setup_with(
+            "metrics",
+            "[bgp]\nenabled = true\nlocal-as = 64500\n\n\
+             [[bgp.neighbor]]\naddress = \"198.18.0.2\"\nremote-as = 64501\npassive = true\n\n\
+             [[bgp.neighbor]]\naddress = \"198.18.0.3\"\nremote-as = 64502\nshutdown = true\n",
+        );
+        let st = State::with_sysfs(cfg, None, 64, dir.join("sys")).unwrap();
+        // Worker 2 forwarded on port 0 and dropped one packet; the slow path (last slot) saw
+        // traffic for the kernel, as the engine's layout has it.
+        let words = st.producer.file().stats_words();
+        let set = |slot: usize, counter: usize, v: u64| {
+            words[stats::slot_offset(slot, 0) + counter].store(v, std::sync::atomic::Ordering::Relaxed);
+        };
+        set(2, stats::counter::RX_PACKETS, 7);
+        set(2, stats::counter::DROPS + DropReason::NoRoute as usize, 1);
+        set(stats::MAX_CORES - 1, stats::counter::TO_KERNEL, 4);
+        let snap = st.metrics_snapshot();
+        assert_eq!(snap.ports.len(), 1);
+        assert_eq!((snap.ports[0].name.as_str(), snap.ports[0].up), ("eth0", true));
+        assert_eq!(snap.ports[0].to_kernel, 4);
+        // Worker 0 always, worker 2 because it counted; not the slow path's slot, whose only
+        // counter is per port.
+        let workers: Vec<&str> = snap.slots.iter().map(|s| s.worker.as_str()).collect();
+        assert_eq!(workers, ["0", "2"]);
+        assert_eq!(snap.slots[1].ports[0].rx_packets, 7);
+        assert_eq!(snap.slots[1].ports[0].drops[DropReason::NoRoute as usize], 1);
+        assert!(!snap.engine.attached && !snap.engine.up);
+        // The connected subnet and the local address.
+        assert_eq!(snap.rib.selected_v4, 2);
+        let bgp = snap.bgp.as_ref().expect("BGP is enabled");
+        assert_eq!(bgp.local_as, 64500);
+        let states: Vec<(String, &str, bool)> = bgp
+            .neighbors
+            .iter()
+            .map(|n| (n.address.to_string(), n.state, n.admin_shutdown))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("198.18.0.2".to_string(), "active", false),
+                ("198.18.0.3".to_string(), "idle", true),
+            ]
+        );
+        let text = metrics::render(&snap);
+        assert!(
+            text.contains("xroute_port_drops_total{port=\"eth0\",worker=\"2\",reason=\"no_route\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("xroute_port_to_kernel_packets_total{port=\"eth0\"} 4\n"),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

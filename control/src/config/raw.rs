@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     pub ospf: RawProtocol,
     #[serde(default)]
     pub bgp: super::bgp::RawBgp,
+    #[serde(default)]
+    pub metrics: RawMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +80,13 @@ pub(super) struct RawNextHop {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawProtocol {
     pub enabled: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawMetrics {
+    pub enabled: Option<Spanned<bool>>,
+    pub listen: Option<Spanned<String>>,
 }
 
 /// Parses the TOML and maps it onto [`RawConfig`]. Syntax errors, type errors, unknown and

@@ -66,6 +66,9 @@ pub(super) fn to_toml(config: &Config) -> String {
         line(&mut out, "enabled", &enabled.to_string());
     }
     super::bgp::render(&mut out, &config.bgp);
+    out.push_str("\n[metrics]\n");
+    line(&mut out, "enabled", &config.metrics.enabled.to_string());
+    line(&mut out, "listen", &string(&config.metrics.listen.to_string()));
     out
 }
 

@@ -84,6 +84,8 @@ fn default_config_parses_to_the_defaults() {
     assert_eq!(config.router.shm_dir, PathBuf::from("/dev/shm"));
     assert!(config.interfaces.is_empty() && config.routes.is_empty());
     assert!(!config.rip.enabled && !config.ospf.enabled && !config.bgp.enabled);
+    assert!(config.metrics.enabled);
+    assert_eq!(config.metrics.listen, "127.0.0.1:9842".parse().unwrap());
     assert_eq!(
         config.router.control_socket(),
         PathBuf::from("/run/xroute/default/control.sock")
@@ -187,6 +189,7 @@ fn example_parses_to_the_expected_structure() {
         rip: ProtocolSection { enabled: false },
         ospf: ProtocolSection { enabled: false },
         bgp: BgpConfig::default(),
+        metrics: MetricsConfig::default(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.interface("eth2").map(|i| i.addresses.len()), Some(2));
@@ -1182,6 +1185,22 @@ fn config_soup() -> impl Strategy<Value = String> {
         ),
         ("[rip]", &[("enabled", &["false", "true"])]),
         (
+            "[metrics]",
+            &[
+                ("enabled", &["false", "true"]),
+                (
+                    "listen",
+                    &[
+                        "\"127.0.0.1:9100\"",
+                        "\"[::1]:1\"",
+                        "\"::1\"",
+                        "\"x:1\"",
+                        "\"0.0.0.0:0\"",
+                    ],
+                ),
+            ],
+        ),
+        (
             "[bgp]",
             &[
                 ("enabled", &["false", "true"]),
@@ -1374,4 +1393,72 @@ fn route_files_parse_with_their_defaults_and_errors() {
     );
     let err = parse("[[route-file]]\nvia = []\n", "t.toml").unwrap_err();
     assert!(err.to_string().contains("path"), "{err}");
+}
+
+#[test]
+fn metrics_listen_parses_renders_and_points_at_bad_addresses() {
+    let c = parse("[metrics]\nlisten = \"[::1]:9100\"\n", "t.toml").unwrap();
+    assert!(c.metrics.enabled, "listen alone keeps the default enabled = true");
+    assert_eq!(c.metrics.listen, "[::1]:9100".parse().unwrap());
+    assert_eq!(parse(&c.to_toml(), "rendered").unwrap(), c);
+    let c = parse("[metrics]\nenabled = false\n", "t.toml").unwrap();
+    assert_eq!(
+        c.metrics,
+        MetricsConfig {
+            enabled: false,
+            ..MetricsConfig::default()
+        }
+    );
+    assert_eq!(parse(&c.to_toml(), "rendered").unwrap(), c);
+
+    assert_error(
+        "[metrics]\nlisten = \"localhost:9842\"\n",
+        2,
+        10,
+        "metrics.listen",
+        "\"localhost:9842\" is not an IP address and port (e.g. 127.0.0.1:9842 or [::1]:9842; host names",
+    );
+    assert_error(
+        "[metrics]\nlisten = \"127.0.0.1\"\n",
+        2,
+        10,
+        "metrics.listen",
+        "has no port",
+    );
+    // An IPv6 address and port without brackets is an IPv6 address with no port.
+    assert_error(
+        "[metrics]\nlisten = \"::1:9842\"\n",
+        2,
+        10,
+        "metrics.listen",
+        "has no port (an IPv6 address with a port is written in brackets: [::1:9842]:9842)",
+    );
+    assert_error(
+        "[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        2,
+        10,
+        "metrics.listen",
+        "port 0",
+    );
+    assert_error(
+        "[metrics]\nlisten = \"224.0.0.1:9842\"\n",
+        2,
+        10,
+        "metrics.listen",
+        "not an address to listen on",
+    );
+    assert_error(
+        "[metrics]\nlisten = 9842\n",
+        2,
+        10,
+        "metrics.listen",
+        "invalid type",
+    );
+    assert_error(
+        "[metrics]\nport = 1\n",
+        2,
+        1,
+        "metrics.port",
+        "unknown field `port`",
+    );
 }

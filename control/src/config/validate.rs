@@ -3,18 +3,21 @@
 //! file is the error, so the message can name the earlier one.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawInterface, RawNextHop, RawProtocol, RawRoute, RawRouteFile, RawRouter};
+use super::raw::{
+    RawConfig, RawInterface, RawMetrics, RawNextHop, RawProtocol, RawRoute, RawRouteFile, RawRouter,
+};
 use super::{
-    error_at, Config, ConfigError, InterfaceConfig, ProtocolSection, RouteFile, Router, StaticNextHop,
-    StaticRoute, StaticTarget, DEFAULT_INSTANCE, DEFAULT_RUN_DIR, DEFAULT_SHM_DIR, DEFAULT_STATIC_DISTANCE,
-    MAX_INSTANCE_LEN, MAX_INTERFACE_NAME_LEN, MAX_MTU, MAX_NEXT_HOPS, MIN_IPV6_MTU, MIN_MTU,
+    error_at, Config, ConfigError, InterfaceConfig, MetricsConfig, ProtocolSection, RouteFile, Router,
+    StaticNextHop, StaticRoute, StaticTarget, DEFAULT_INSTANCE, DEFAULT_METRICS_PORT, DEFAULT_RUN_DIR,
+    DEFAULT_SHM_DIR, DEFAULT_STATIC_DISTANCE, MAX_INSTANCE_LEN, MAX_INTERFACE_NAME_LEN, MAX_MTU,
+    MAX_NEXT_HOPS, MIN_IPV6_MTU, MIN_MTU,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -44,6 +47,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, origin: &str) -> Result<Confi
         rip: cx.protocol("rip", &raw.rip)?,
         ospf: cx.protocol("ospf", &raw.ospf)?,
         bgp,
+        metrics: cx.metrics(&raw.metrics)?,
     })
 }
 
@@ -484,6 +488,45 @@ impl Checker<'_> {
             _ => Ok(ProtocolSection { enabled: false }),
         }
     }
+}
+
+impl Checker<'_> {
+    fn metrics(&self, raw: &RawMetrics) -> Result<MetricsConfig> {
+        let default = MetricsConfig::default();
+        let listen = match &raw.listen {
+            None => default.listen,
+            Some(text) => parse_listen(text.get_ref())
+                .map_err(|message| self.error(&text.span(), "metrics.listen", message))?,
+        };
+        Ok(MetricsConfig {
+            enabled: raw.enabled.as_ref().map_or(default.enabled, |e| *e.get_ref()),
+            listen,
+        })
+    }
+}
+
+/// A listening address: an IP address and a fixed port, no host name (nothing is resolved).
+fn parse_listen(text: &str) -> std::result::Result<SocketAddr, String> {
+    let example = format!("e.g. 127.0.0.1:{DEFAULT_METRICS_PORT} or [::1]:{DEFAULT_METRICS_PORT}");
+    let addr: SocketAddr = text.parse().map_err(|_| match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => format!("{text:?} has no port ({example})"),
+        Ok(IpAddr::V6(v6)) => format!(
+            "{text:?} has no port (an IPv6 address with a port is written in brackets: \
+             [{v6}]:{DEFAULT_METRICS_PORT})"
+        ),
+        Err(_) => {
+            format!("{text:?} is not an IP address and port ({example}; host names are not resolved)")
+        }
+    })?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "{text:?}: port 0 would be a different port at every start; give a fixed port"
+        ));
+    }
+    if addr.ip().is_multicast() || matches!(addr.ip(), IpAddr::V4(v4) if v4.is_broadcast()) {
+        return Err(format!("{text:?}: {} is not an address to listen on", addr.ip()));
+    }
+    Ok(addr)
 }
 
 /// An integer in `lo..=hi` (both within `T`), or an error pointing at it.
