@@ -13,8 +13,9 @@
 //!   namespaces. The engine and the control process run in the router as an unprivileged uid with
 //!   exactly their unit's ambient capabilities, bounding set, no-new-privs and locked-memory
 //!   limit, under strace: pings cross the router (IPv4 and IPv6, connected and via a gateway),
-//!   BGP listens on port 179, `xroutectl` works as that uid, and every system call and socket
-//!   family they used is inside the unit's SystemCallFilter and RestrictAddressFamilies. Then
+//!   BGP listens on port 179, `xroutectl` works as that uid, every system call and socket
+//!   family they used is inside the unit's SystemCallFilter and RestrictAddressFamilies, and
+//!   none maps memory writable and executable (MemoryDenyWriteExecute=). Then
 //!   the engine is started once per capability with that one taken away: each start fails with
 //!   one line naming it and leaves no XDP attached; too little locked memory fails naming
 //!   RLIMIT_MEMLOCK. Without CAP_NET_BIND_SERVICE the control process runs but says BGP cannot
@@ -381,15 +382,25 @@ fn privileges(pid: u32) -> (String, [u64; 5], bool) {
     )
 }
 
-/// System call names and socket families the traced program used after its own execve.
-fn traced_calls(trace: &Path, program: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+/// What the traced program did after its own execve.
+struct Traces {
+    /// System call names.
+    calls: BTreeSet<String>,
+    /// Socket families of socket() and socketpair().
+    families: BTreeSet<String>,
+    /// Calls that MemoryDenyWriteExecute= refuses: mmap with PROT_WRITE and PROT_EXEC, mprotect
+    /// or pkey_mprotect with PROT_EXEC.
+    write_exec: Vec<String>,
+}
+
+fn traced_calls(trace: &Path, program: &Path) -> Traces {
     let text = std::fs::read_to_string(trace).unwrap();
     let exec = format!("execve(\"{}\"", program.display());
     let start = text
         .lines()
         .position(|l| l.contains(&exec) && l.trim_end().ends_with("= 0"))
         .unwrap_or_else(|| panic!("{}: no successful {exec}", trace.display()));
-    let (mut calls, mut families) = (BTreeSet::new(), BTreeSet::new());
+    let (mut calls, mut families, mut write_exec) = (BTreeSet::new(), BTreeSet::new(), Vec::new());
     for line in text.lines().skip(start + 1) {
         let rest = line.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start();
         let name: String = rest
@@ -406,9 +417,17 @@ fn traced_calls(trace: &Path, program: &Path) -> (BTreeSet<String>, BTreeSet<Str
                 .collect();
             families.insert(family);
         }
+        let exec = rest.contains("PROT_EXEC");
+        if (name == "mmap" && exec && rest.contains("PROT_WRITE")) || (name.ends_with("mprotect") && exec) {
+            write_exec.push(line.to_string());
+        }
         calls.insert(name);
     }
-    (calls, families)
+    Traces {
+        calls,
+        families,
+        write_exec,
+    }
 }
 
 /// The system calls a `SystemCallFilter=` allow list admits, groups expanded by
@@ -829,7 +848,18 @@ fn the_units_grant_what_is_needed_and_nothing_more() {
         (&engine_unit, &engine_trace, bin("xroute-engine")),
         (&control_unit, &control_trace, bin("xroute-control")),
     ] {
-        let (calls, families) = traced_calls(trace, &program);
+        let Traces {
+            calls,
+            families,
+            write_exec,
+        } = traced_calls(trace, &program);
+        if unit.get("Service", "MemoryDenyWriteExecute") == Some("yes") {
+            assert!(
+                write_exec.is_empty(),
+                "{}: MemoryDenyWriteExecute=yes would refuse {write_exec:?}",
+                unit.name
+            );
+        }
         assert!(
             calls.contains("socket"),
             "{}: the trace saw no socket()",
