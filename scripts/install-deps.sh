@@ -11,6 +11,10 @@ APT_PACKAGES=(ca-certificates curl gcc libc6-dev pkg-config python3 gzip iproute
 APT_PACKAGES+=(netsniff-ng util-linux)
 # The BGP interop tests and benchmark run BIRD 2 and FRR's bgpd inside network namespaces.
 APT_PACKAGES+=(bird2 frr)
+# tests/tests/systemd_units.rs: strace (the system calls and socket families the daemons use),
+# systemd-analyze (verify the units, expand their SystemCallFilter); setpriv and prlimit come
+# with util-linux.
+APT_PACKAGES+=(strace systemd)
 # Packages whose system services must not start: the tests run their own instances, in their
 # own namespaces, and the machine's routing is not ours to touch.
 NO_SERVICE=(bird frr)

@@ -53,7 +53,7 @@ pub const COUNTERS: usize = 5;
 pub enum XdpError {
     #[error("interface {0}: no such interface in this network namespace")]
     NoInterface(String),
-    #[error("loading the XDP program: {0}")]
+    #[error("loading the XDP program: {0}{hint}", hint = load_hint(.0))]
     Load(libbpf_rs::Error),
     #[error(
         "interface {name}: attaching XDP failed: {source} (another XDP program attached, or no XDP support?)"
@@ -64,6 +64,19 @@ pub enum XdpError {
         map: &'static str,
         source: libbpf_rs::Error,
     },
+}
+
+/// What to do about a refused load. EPERM is a missing capability (maps, the XSKMAP and the
+/// program need CAP_BPF, the XSKMAP and an XDP program also CAP_NET_ADMIN); EACCES is the
+/// verifier refusing the program, whose log libbpf has printed just before.
+fn load_hint(e: &libbpf_rs::Error) -> &'static str {
+    if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+        "; it needs CAP_BPF and CAP_NET_ADMIN: run as root or grant them (AmbientCapabilities= in \
+         deploy/systemd/xroute-engine.service); if a verifier log is printed above, the kernel \
+         refused the program itself"
+    } else {
+        ""
+    }
 }
 
 /// The XDP program, loaded and attached to one interface.

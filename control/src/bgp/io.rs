@@ -204,8 +204,14 @@ impl<H: BgpHost> BgpIo<H> {
         let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
+                let hint = if e.kind() == std::io::ErrorKind::PermissionDenied && port < 1024 {
+                    " (a port below 1024 needs CAP_NET_BIND_SERVICE: run as root or grant it, as \
+                     deploy/systemd/xroute-control.service does)"
+                } else {
+                    ""
+                };
                 tracing::error!(
-                    "bgp: cannot listen on TCP port {port}: {e}; only outbound sessions will work"
+                    "bgp: cannot listen on TCP port {port}: {e}{hint}; only outbound sessions will work"
                 );
                 return;
             }

@@ -53,7 +53,7 @@ fn main() {
                 return;
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", xroute_common::report::error_line(e.as_ref()));
                 std::process::exit(1);
             }
         }
@@ -62,7 +62,7 @@ fn main() {
         config_path,
         ring_capacity: cli.ring_capacity,
     }) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", xroute_common::report::error_line(e.as_ref()));
         std::process::exit(1);
     }
 }

@@ -96,7 +96,7 @@ enum Command {
 
 fn main() {
     if let Err(e) = run() {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", xroute_common::report::error_line(e.as_ref()));
         std::process::exit(1);
     }
 }

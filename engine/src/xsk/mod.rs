@@ -63,6 +63,25 @@ pub struct Desc {
 const _: () = assert!(std::mem::size_of::<Desc>() == std::mem::size_of::<libc::xdp_desc>());
 const _: () = assert!(std::mem::size_of::<Desc>() == 16);
 
+/// This process's RLIMIT_MEMLOCK as `/proc/self/limits` shows it, for the locked-memory error:
+/// "RLIMIT_MEMLOCK is 8 MiB", or "RLIMIT_MEMLOCK unknown" if the file cannot be read.
+pub(crate) fn memlock_limit() -> String {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max locked memory"))
+        .and_then(|rest| rest.split_whitespace().next().map(str::to_owned));
+    match soft.as_deref() {
+        Some("unlimited") => "RLIMIT_MEMLOCK is unlimited".to_owned(),
+        Some(v) => match v.parse::<u64>() {
+            Ok(b) if b % (1 << 20) == 0 => format!("RLIMIT_MEMLOCK is {} MiB", b >> 20),
+            Ok(b) => format!("RLIMIT_MEMLOCK is {} KiB", b >> 10),
+            Err(_) => format!("RLIMIT_MEMLOCK is {v}"),
+        },
+        None => "RLIMIT_MEMLOCK unknown".to_owned(),
+    }
+}
+
 /// What the caller asks of `bind`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BindMode {
@@ -101,15 +120,23 @@ pub enum XskError {
     #[error("AF_XDP sockets are not available ({0}): the kernel needs CONFIG_XDP_SOCKETS")]
     Unsupported(io::Error),
     #[error(
-        "{op}: permission denied ({source}): AF_XDP needs CAP_NET_RAW (and CAP_IPC_LOCK for the \
-         UMEM, CAP_NET_ADMIN for the XDP program); run as root or grant them with setcap"
+        "{op}: permission denied ({source}): AF_XDP sockets need CAP_NET_RAW; run as root or \
+         grant it (AmbientCapabilities= in deploy/systemd/xroute-engine.service)"
     )]
     Permission { op: &'static str, source: io::Error },
+    /// The kernel pins the UMEM and counts it against RLIMIT_MEMLOCK, summed over every process
+    /// of the same user, unless the process has CAP_IPC_LOCK.
     #[error(
-        "registering a UMEM of {bytes} bytes failed ({source}): not enough locked memory; grant \
-         CAP_IPC_LOCK, raise RLIMIT_MEMLOCK (ulimit -l), or use fewer frames"
+        "registering a UMEM of {} MiB failed ({source}): not enough locked memory ({limit}, \
+         counted per user); raise it (LimitMEMLOCK=infinity in the systemd unit, ulimit -l), \
+         grant CAP_IPC_LOCK, or use fewer frames (--frames, --ring-size)",
+        bytes.div_ceil(1 << 20)
     )]
-    LockedMemory { bytes: u64, source: io::Error },
+    LockedMemory {
+        bytes: u64,
+        limit: String,
+        source: io::Error,
+    },
     #[error(
         "{ifname} queue {queue}: zero-copy AF_XDP is not supported by this driver ({source}); \
          use copy or auto mode"

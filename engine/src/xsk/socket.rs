@@ -718,7 +718,11 @@ fn register(fd: &OwnedFd, umem: &Umem) -> Result<(), XskError> {
         tx_metadata_len: 0,
     };
     setsockopt(fd, libc::XDP_UMEM_REG, &reg).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOMEM | libc::ENOBUFS) => XskError::LockedMemory { bytes, source: e },
+        Some(libc::ENOMEM | libc::ENOBUFS) => XskError::LockedMemory {
+            bytes,
+            limit: super::memlock_limit(),
+            source: e,
+        },
         Some(libc::EPERM) => XskError::Permission {
             op: "setsockopt(XDP_UMEM_REG)",
             source: e,
