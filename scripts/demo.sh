@@ -352,9 +352,15 @@ echo "  1 in 16 with TTL 1 (time exceeded), 1 in 16 to a blackhole route"
 SENT0=$(ns_stat "$SRC" a0 tx_packets)
 VETH0=$(ns_stat "$SRC" a0 tx_dropped)
 GOT0=$(ns_stat "$SINK" b0 rx_packets)
+T_BURST=$(date +%s.%N)
 # --no-sock-mem and -Q: trafgen must not touch the machine's sysctls or IRQ affinities.
-ip netns exec "$SRC" timeout $((DURATION + 20)) trafgen --conf "$DIR/trafgen.cfg" --dev a0 \
-    --no-sock-mem -Q -C -P 1 --num "$COUNT" -b "${RATE}pps" >"$DIR/trafgen.log" 2>&1 &
+(
+    ip netns exec "$SRC" timeout $((DURATION + 20)) trafgen --conf "$DIR/trafgen.cfg" --dev a0 \
+        --no-sock-mem -Q -C -P 1 --num "$COUNT" -b "${RATE}pps" >"$DIR/trafgen.log" 2>&1
+    rc=$?
+    date +%s.%N >"$DIR/trafgen.end"
+    exit $rc
+) &
 TG_PID=$!
 python3 - "$CTL" "$TG_PID" $((DURATION + 25)) <<'PYEOF'
 import json, os, subprocess, sys, time
@@ -393,6 +399,7 @@ while tail > 0 and time.time() - start < bound:
 PYEOF
 wait "$TG_PID" || { echo "demo: trafgen failed: $(tail -3 "$DIR/trafgen.log")" >&2; exit 1; }
 TG_PID=
+BURST_SECS=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$T_BURST" "$(cat "$DIR/trafgen.end")")
 sleep 0.3
 SENT=$(($(ns_stat "$SRC" a0 tx_packets) - SENT0))
 GOT=$(($(ns_stat "$SINK" b0 rx_packets) - GOT0))
@@ -403,7 +410,7 @@ VETH=$(($(ns_stat "$SRC" a0 tx_dropped) - VETH0))
 run "$CTL" counters
 
 say "summary"
-python3 - "$DIR" "$SENT" "$GOT" "$DURATION" "$VETH" <<'PYEOF'
+python3 - "$DIR" "$SENT" "$GOT" "$BURST_SECS" "$VETH" <<'PYEOF'
 import json, sys
 d, sent, got, secs, veth = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 before = {p["name"]: p for p in json.load(open(f"{d}/counters.before"))["ports"]}
@@ -419,13 +426,19 @@ for port in after:
 print(f"  routes        {fib['routes_v4']:,} IPv4 + {fib['routes_v6']:,} IPv6 in the FIB "
       f"({sum(n['accepted'] for n in bgp['neighbors']):,} from BGP), {fib['groups']} next-hop groups")
 print(f"  FIB memory    {fib['memory_bytes'] / 2**20:.1f} MiB")
-print(f"  burst         {sent:,} packets sent by src in about {secs:.0f} s" + (
+print(f"  burst         {sent:,} packets sent by src in {secs:.1f} s ({sent / secs / 1e3:.0f}k packets/s)" + (
       f"; {veth:,} lost on the veth link before the router's port (its ring was full)" if veth else ""))
 print(f"  router        {delta('xd0', 'rx_packets'):,} received on xd0, {fwd:,} forwarded out of xd1 "
       f"({fwd / max(sent, 1):.1%} of what was sent; 14 in 16 at most: the rest is dropped on purpose)")
 print(f"  sink          {got:,} frames arrived at the sink's port")
 print("  drops         " + (", ".join(f"{r} {n:,}" for r, n in sorted(drops.items())) or "none"))
 PYEOF
+
+say "the Prometheus endpoint of xroute-control (127.0.0.1:9842 in the router's namespace)"
+printf '%s$ curl -s http://127.0.0.1:9842/metrics | grep ...\n' router
+ip netns exec "$NS" curl -s --max-time 5 http://127.0.0.1:9842/metrics |
+    grep -E '^xroute_(fib_routes|fib_memory_bytes|bgp_session_up|bgp_prefixes_accepted|port_(rx|tx)_packets_total|deltas_applied_total)' ||
+    echo "demo: the metrics endpoint did not answer" >&2
 
 say "kill -9 the engine and start a new one: the control process replays the whole table"
 kill -9 "$ENGINE_PID"
