@@ -109,13 +109,8 @@ EST=$(((2 + 2 * XROUTE) * RUNS * PER_RUN + XROUTE * 2 * RUNS * 3 + 40))
 log "$((XROUTE ? 4 : 2)) configurations x $RUNS runs of ${DURATION}s (+${WARMUP}s warm-up); router on CPU $ROUTER_CPU, generator and sink on CPU $GEN_CPU"
 log "estimated time: about $((EST / 60)) min $((EST % 60)) s, of which ~20-40 s install $ROUTES routes into the kernel"
 
-bench_load_before
-
 # --- topology ------------------------------------------------------------------------------
-bench_topology_up
-bench_attach_programs
-bench_napi_up
-bench_anchors $((EST * 4 + 600))
+bench_setup $((EST * 4 + 600))
 bench_trafgen_config "$DIR/trafgen.cfg"
 
 TG_BOUND=$((WARMUP + DURATION + 60))  # seconds: a loaded machine can stretch the window

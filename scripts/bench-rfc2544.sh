@@ -126,13 +126,9 @@ PER_SEARCH=$((WARMUP + 2 + MAX_TRIALS * (SETTLE + TRIAL + 2)))
 EST=$((N_SEARCH * PER_SEARCH + 60))
 log "$N_SEARCH searches (routers: $ROUTERS; generators: ${GENERATORS[*]}; frames: $FRAME_SIZES) of at most $MAX_TRIALS trials of ${TRIAL}s"
 log "at most about $(((EST < MAX_TIME ? EST : MAX_TIME) / 60)) min $(((EST < MAX_TIME ? EST : MAX_TIME) % 60)) s (MAX_TIME=$MAX_TIME s), plus ~20-40 s to install the table into the kernel"
-bench_load_before
 
 # --- topology ------------------------------------------------------------------------------
-bench_topology_up
-bench_attach_programs
-bench_napi_up
-bench_anchors $((MAX_TIME * 2 + 600))
+bench_setup $((MAX_TIME * 2 + 600))
 
 # The script's own work between trials (compiling the pacer, attaching it, the search's
 # arithmetic) runs on the generator's core above the NAPI threads, as snapshot does: at normal

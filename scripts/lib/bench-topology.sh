@@ -13,8 +13,7 @@
 # the full table.
 #
 # The caller sets BENCH (its name, for messages) and OUT (its results directory) before
-# sourcing, then calls bench_check, bench_prepare, bench_topology_up, bench_attach_programs,
-# bench_napi_up and bench_anchors in that order. Environment (defaults below): ROUTER_CPU, NICE,
+# sourcing, then calls bench_check, bench_prepare and bench_setup in that order. Environment (defaults below): ROUTER_CPU, NICE,
 # NAPI_FIFO, COALESCE_US, SINK_COALESCE_US, WIRE_COALESCE_US, TABLE, XROUTE_SHARED, ENGINE_ARGS.
 
 ROUTER_CPU=${ROUTER_CPU:-1}
@@ -249,6 +248,15 @@ bench_anchors() {  # $1: seconds they live (longer than the whole run)
         [[ $(stat -L -c %i "/proc/${ANCHORS[$i]}/ns/net") == $(stat -L -c %i "/run/netns/$ns") ]] ||
             die "the counter reader for $ns is not inside it"
     done
+}
+
+# The machine's load, then the whole topology: namespaces, programs, NAPI threads, anchors.
+bench_setup() {  # $1: seconds the anchors live (longer than the whole run)
+    bench_load_before
+    bench_topology_up
+    bench_attach_programs
+    bench_napi_up
+    bench_anchors "$1"
 }
 
 hexmac() { echo "0x${1//:/, 0x}"; }
