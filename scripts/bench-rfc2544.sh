@@ -200,8 +200,8 @@ router_down() {  # $1: router
 gen0_tx() { in_ns "$GEN" cat /sys/class/net/gen0/statistics/tx_packets; }
 
 # Starts $1 at full speed with frames of $2 bytes, bounded in time (and trafgen in frames), and
-# checks that it sends: dpdk-testpmd over net_af_xdp has been seen to stop after its first burst
-# now and then; it gets two more chances.
+# checks that it sends: dpdk-testpmd over net_af_xdp was seen once to stop after its first
+# burst. A generator that does not send gets two more chances.
 start_generator() {  # $1: trafgen|testpmd, $2: frame size, $3: log file
     local bound=$((MAX_TIME + 60)) attempt before  # the run's own bound; stopped after its search
     for attempt in 1 2 3; do
