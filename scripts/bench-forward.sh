@@ -77,14 +77,6 @@ set -euo pipefail
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
-ROUTER_CPU=${ROUTER_CPU:-1}
-NICE=${NICE:--10}
-NAPI_FIFO=${NAPI_FIFO:-1}
-COALESCE_US=${COALESCE_US:-50}
-SINK_COALESCE_US=${SINK_COALESCE_US:-100}
-WIRE_COALESCE_US=${WIRE_COALESCE_US:-50}
-GEN_CPU=0
-MAX_PPS=20000000  # bound on trafgen's packet count: far above what one core sends into veth
 JSON=0
 XROUTE=1
 for arg in "$@"; do
@@ -96,114 +88,20 @@ for arg in "$@"; do
     esac
 done
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${XROUTE_SHARED:-$ROOT/../shared}
-TABLE=${TABLE:-$SHARED/data/fib/prefixes.txt.gz}
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET/release
+BENCH=bench-forward
+# shellcheck source=scripts/lib/bench-topology.sh
+source "$(dirname "$0")/lib/bench-topology.sh"
 OUT=${OUT:-$TARGET/bench-forward}
 
-die() { echo "bench-forward: $*" >&2; exit 1; }
-log() { echo "bench-forward: $*" >&2; }
-
-[[ $EUID -eq 0 ]] || die "needs root (it creates network namespaces)"
-[[ -f $TABLE ]] || die "no table at $TABLE (set TABLE or XROUTE_SHARED)"
 [[ $RUNS =~ ^[1-9][0-9]?$ && $DURATION =~ ^[1-9][0-9]{0,2}$ && $WARMUP =~ ^[0-9]{1,2}$ ]] ||
     die "RUNS (1-99), DURATION (1-999 s) and WARMUP (0-99 s) must be small integers"
-NCPU=$(nproc)
-[[ $NCPU -ge 2 ]] || die "needs at least 2 CPUs (one for the generator and sink, one for the router)"
-[[ $ROUTER_CPU =~ ^[0-9]+$ && $ROUTER_CPU -ne $GEN_CPU && $ROUTER_CPU -lt $NCPU ]] ||
-    die "ROUTER_CPU must be a CPU other than $GEN_CPU (trafgen's) below $NCPU"
-for tool in trafgen ethtool clang python3 flock taskset renice; do
-    command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps.sh installs it)"
-done
-
-# One benchmark at a time: two would share the cores, and NAPI threads are found by name.
-mkdir -p /run/lock
-exec 9>/run/lock/xroute-bench-forward.lock
-flock -n 9 || die "another bench-forward.sh is running"
-
+bench_check trafgen
 if [[ $XROUTE -eq 1 ]]; then
-    (cd "$ROOT" && cargo build --release --locked -q -p xroute-engine -p xroute-control) ||
-        die "building xroute failed (run with --linux-only for the kernel baselines alone)"
-    "$BIN/xroute-engine" run --help | grep -q -- '--port' ||
-        die "this xroute-engine has no --port (no forwarding data plane yet); use --linux-only"
+    bench_build_xroute "run with --linux-only for the kernel baselines alone"
 fi
 
-NS=xrfw$$
-GEN=${NS}g
-RTR=${NS}r
-SINK=${NS}s
-DIR=$(mktemp -d /dev/shm/xroute-fwd.XXXXXX)
-SOCK=$DIR/run/bench/control.sock
-ENGINE_PID=
-CONTROL_PID=
-TG_PID=
-ANCHORS=()
-mkdir -p "$DIR/run" "$DIR/logs"
+bench_prepare "xrfw$$"
 rm -rf "$OUT/logs"  # this run's logs only
-
-# Stops a process by pid: SIGTERM, up to 5 s, then SIGKILL.
-stop_pid() {
-    local pid=$1
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-# trafgen runs as timeout -> trafgen -> worker; a worker can outlive its parent, so every
-# process of the tree is stopped by its pid.
-stop_trafgen() {
-    [[ -n $TG_PID ]] || return 0
-    local pids=() p c
-    for p in $(pgrep -P "$TG_PID" 2>/dev/null || true); do
-        pids+=("$p")
-        for c in $(pgrep -P "$p" 2>/dev/null || true); do pids+=("$c"); done
-    done
-    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-    sleep 0.3
-    for p in "${pids[@]}" "$TG_PID"; do kill -KILL "$p" 2>/dev/null || true; done
-    wait "$TG_PID" 2>/dev/null || true
-    TG_PID=
-    # The next run must not start while this one's packets still flow.
-    for _ in $(seq 1 50); do
-        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && continue 2; done
-        return 0
-    done
-    log "trafgen (${pids[*]}) still running 5 s after SIGKILL"
-    return 1
-}
-
-cleanup() {
-    stop_trafgen || true
-    stop_pid "$ENGINE_PID"
-    stop_pid "$CONTROL_PID"
-    for p in "${ANCHORS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    for ns in "$GEN" "$RTR" "$SINK"; do ip netns del "$ns" 2>/dev/null || true; done
-    if [[ -d $DIR/logs ]]; then
-        { mkdir -p "$OUT/logs" && cp -r "$DIR/logs/." "$OUT/logs/"; } 2>/dev/null || true
-    fi
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-mac_of() { ip -n "$1" -j link show "$2" | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["address"])'; }
-ifindex_of() { ip -n "$1" -j link show "$2" | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["ifindex"])'; }
-
-# A veth pair with one queue each way (veth with XDP wants rx queues >= the peer's tx queues).
-veth() {
-    ip -n "$1" link add "$2" numtxqueues 1 numrxqueues 1 type veth \
-        peer name "$4" netns "$3" numtxqueues 1 numrxqueues 1
-}
 
 ROUTES=$(zcat -f "$TABLE" | grep -c .)
 PER_RUN=$((WARMUP + DURATION + 2))
@@ -211,241 +109,16 @@ EST=$(((2 + 2 * XROUTE) * RUNS * PER_RUN + XROUTE * 2 * RUNS * 3 + 40))
 log "$((XROUTE ? 4 : 2)) configurations x $RUNS runs of ${DURATION}s (+${WARMUP}s warm-up); router on CPU $ROUTER_CPU, generator and sink on CPU $GEN_CPU"
 log "estimated time: about $((EST / 60)) min $((EST % 60)) s, of which ~20-40 s install $ROUTES routes into the kernel"
 
-# How busy the machine is before anything starts (other builds share these cores).
-LOAD_BEFORE=$(python3 - "$GEN_CPU" "$ROUTER_CPU" <<'EOF'
-import sys, time
-def stat():
-    out = {}
-    for line in open("/proc/stat"):
-        if line.startswith("cpu") and line[3].isdigit():
-            v = [int(x) for x in line.split()[1:]]
-            out[line.split()[0]] = (sum(v) - v[3] - v[4], sum(v))
-    return out
-a = stat(); time.sleep(2); b = stat()
-busy = {c: 100 * (b[c][0] - a[c][0]) / max(1, b[c][1] - a[c][1]) for c in b}
-print(f"generator core {busy['cpu' + sys.argv[1]]:.0f}% busy, router core {busy['cpu' + sys.argv[2]]:.0f}% busy")
-EOF
-)
-log "before starting, other work keeps the $LOAD_BEFORE"
-
 # --- topology ------------------------------------------------------------------------------
-for ns in "$GEN" "$RTR" "$SINK"; do
-    ip netns add "$ns"
-    ip -n "$ns" link set lo up
-done
-veth "$GEN" gen0 "$GEN" gw0
-veth "$GEN" gw1 "$RTR" rtr0
-veth "$RTR" rtr1 "$SINK" sink0
-ip -n "$GEN" addr add 192.0.2.2/24 dev gw1
-ip -n "$GEN" addr add 2001:db8:1::2/64 dev gw1 nodad
-ip -n "$RTR" addr add 192.0.2.1/24 dev rtr0
-ip -n "$RTR" addr add 2001:db8:1::1/64 dev rtr0 nodad
-ip -n "$RTR" addr add 198.51.100.1/24 dev rtr1
-ip -n "$RTR" addr add 2001:db8:2::1/64 dev rtr1 nodad
-ip -n "$SINK" addr add 198.51.100.2/24 dev sink0
-ip -n "$SINK" addr add 2001:db8:2::2/64 dev sink0 nodad
-for l in gen0 gw0 gw1; do ip -n "$GEN" link set "$l" up; done
-for l in rtr0 rtr1; do ip -n "$RTR" link set "$l" up; done
-ip -n "$SINK" link set sink0 up
-# Forwarding is switched on per Linux run, in the router namespace only.
-in_ns "$RTR" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
-in_ns "$SINK" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
-ip -n "$SINK" route add blackhole 198.18.0.0/15
-ip -n "$RTR" route add 198.18.0.0/15 via 198.51.100.2
-# NAPI. The router's port, the wire and the sink each get a NAPI instance (rtr0 and sink0 from
-# GRO on, gw0 from its XDP program), run as a kthread (threaded NAPI) that each run pins to its
-# core with a real-time priority (napi_pid below): rtr0's on the router's core, gw0's and
-# sink0's on the generator's. In softirq instead, the wire and the sink would run wherever the
-# sending CPU is (the sink on the router's core), and under load the generator core's softirqs
-# go to ksoftirqd, which trafgen starves; the wire's ring then holds trafgen's skbs until its
-# send buffer runs out and trafgen aborts with EAGAIN.
-in_ns "$RTR" ethtool -K rtr0 gro on >/dev/null
-in_ns "$SINK" ethtool -K sink0 gro on >/dev/null
-# veth hands a frame to the peer's NAPI only if the sender has no TSO (or the frame could be
-# aggregated); with TSO on rtr1 the sink's receive would run in the backlog of the router's core.
-in_ns "$RTR" ethtool -K rtr1 tso off >/dev/null
+bench_setup $((EST * 4 + 600))
+bench_trafgen_config "$DIR/trafgen.cfg"
 
-WIRE_IFINDEX=$(ifindex_of "$GEN" gw1)
-SINK_MAC=$(mac_of "$SINK" sink0)
-SINK_MAC_DEFS=()
-for i in 0 1 2 3 4 5; do SINK_MAC_DEFS+=("-DSINK_MAC$i=0x$(cut -d: -f$((i + 1)) <<<"$SINK_MAC")"); done
-clang -O2 -g -Wall -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -DWIRE_IFINDEX="$WIRE_IFINDEX" \
-    "${SINK_MAC_DEFS[@]}" -c "$ROOT/scripts/lib/bench-forward.bpf.c" -o "$DIR/bench.o"
-ip -n "$GEN" link set dev gw0 xdpdrv obj "$DIR/bench.o" program bench_wire
-tc -n "$SINK" qdisc add dev sink0 clsact
-tc -n "$SINK" filter add dev sink0 ingress bpf direct-action obj "$DIR/bench.o" sec tc
-
-# Interrupt moderation, as NICs do it: a NAPI instance that found work polls again after a
-# delay instead of being woken by the next frame, so frames arrive in batches rather than with
-# one wake-up (an IPI, in a VM a VM exit) each.
-napi_setup() {  # $1: namespace, $2: interface, $3: microseconds between polls (0: none)
-    in_ns "$1" sh -c "echo 1 > /sys/class/net/$2/threaded"
-    [[ $3 -gt 0 ]] || return 0
-    in_ns "$1" sh -c "echo 2 > /sys/class/net/$2/napi_defer_hard_irqs; echo $(($3 * 1000)) > /sys/class/net/$2/gro_flush_timeout"
-}
-napi_setup "$GEN" gw0 "$WIRE_COALESCE_US"
-napi_setup "$RTR" rtr0 "$COALESCE_US"
-napi_setup "$SINK" sink0 "$SINK_COALESCE_US"
-
-in_ns "$RTR" ping -q -c 1 -W 3 198.51.100.2 >/dev/null || die "the router cannot reach the sink"
-in_ns "$RTR" ping -q -c 1 -W 3 192.0.2.2 >/dev/null || die "the router cannot reach the generator side"
-
-# Processes that only sleep in each namespace, so that one read of /proc/PID/net/* gives all
-# of a namespace's counters at once (bounded: they end by themselves after the longest run).
-for ns in "$GEN" "$RTR" "$SINK"; do
-    ip netns exec "$ns" sleep $((EST * 4 + 600)) &
-    ANCHORS+=("$!")
-done
-sleep 0.2
-for i in 0 1 2; do
-    ns=$(echo "$GEN $RTR $SINK" | cut -d' ' -f$((i + 1)))
-    [[ $(stat -L -c %i "/proc/${ANCHORS[$i]}/ns/net") == $(stat -L -c %i "/run/netns/$ns") ]] ||
-        die "the counter reader for $ns is not inside it"
-done
-
-RTR_MAC=$(mac_of "$RTR" rtr0)
-GW_MAC=$(mac_of "$GEN" gw1)
-hexmac() { echo "0x${1//:/, 0x}"; }
-# 60 bytes + FCS: Ethernet, IPv4 (DF, TTL 64, checksum filled in per packet), UDP without
-# checksum, 18 bytes of payload. Destination: 198.18 or .19 alternating, last two bytes random.
-cat >"$DIR/trafgen.cfg" <<EOF
-{
-  $(hexmac "$RTR_MAC"), $(hexmac "$GW_MAC"), c16(0x0800),
-  0x45, 0x00, c16(46), c16(0), c16(0x4000), 64, 17, csumip(14, 33),
-  192, 0, 2, 2,
-  198, dinc(18, 19), drnd(), drnd(),
-  c16(4096), c16(9), c16(26), c16(0),
-  fill(0x00, 18)
-}
-EOF
 TG_BOUND=$((WARMUP + DURATION + 60))  # seconds: a loaded machine can stretch the window
 TG_NUM=$((TG_BOUND * MAX_PPS))
-
-# The NAPI kthread of $1, pinned to CPU $2 with the real-time priority a NIC's softirq would
-# have over tasks ($3, default 1; NAPI_FIFO=0: NICE instead). XDP attach and detach can re-create
-# it, so it is looked up before every run.
-napi_pid() {  # $1: interface, $2: CPU, $3: SCHED_FIFO priority
-    local pids
-    pids=$(pgrep "^napi/$1-[0-9]+\$" || true)
-    [[ -n $pids ]] || die "no NAPI thread for $1 (is threaded NAPI supported?)"
-    [[ $(wc -w <<<"$pids") -eq 1 ]] || die "several napi/$1-* threads ($pids): another veth named $1 with threaded NAPI?"
-    taskset -pc "$2" "$pids" >/dev/null
-    if [[ $NAPI_FIFO -eq 1 ]]; then
-        chrt -f -p "${3:-1}" "$pids"
-    else
-        renice -n "$NICE" -p "$pids" >/dev/null
-    fi
-    echo "$pids"
-}
-
-# --- xroute ----------------------------------------------------------------------------------
-write_config() {  # $1: file, $2: "full" for the [[route-file]]
-    cat >"$1" <<EOF
-[router]
-instance = "bench"
-run-dir = "$DIR/run"
-shm-dir = "$DIR"
-
-[[interface]]
-name = "rtr0"
-address = ["192.0.2.1/24", "2001:db8:1::1/64"]
-
-[[interface]]
-name = "rtr1"
-address = ["198.51.100.1/24", "2001:db8:2::1/64"]
-
-[[route]]
-prefix = "198.18.0.0/15"
-via = "198.51.100.2"
-EOF
-    if [[ ${2:-} == full ]]; then
-        printf '\n[[route-file]]\npath = "%s"\nvia = ["198.51.100.2", "2001:db8:2::2"]\n' "$TABLE" >>"$1"
-    fi
-}
-
-CTL() { "$BIN/xroutectl" --socket "$SOCK" "$@"; }
-
-start_control() {  # $1: config
-    rm -f "$SOCK"
-    ip netns exec "$RTR" "$BIN/xroute-control" --config "$1" >>"$DIR/logs/control.log" 2>&1 &
-    CONTROL_PID=$!
-    for _ in $(seq 1 600); do
-        [[ -S $SOCK ]] && return 0
-        kill -0 "$CONTROL_PID" 2>/dev/null || die "xroute-control exited (logs in $OUT/logs/control.log)"
-        sleep 0.05
-    done
-    die "xroute-control's socket never appeared"
-}
-
-start_engine() {  # $1: log file
-    ip netns exec "$RTR" nice -n "$NICE" "$BIN/xroute-engine" run --instance bench --shm-dir "$DIR" \
-        --run-dir "$DIR/run" --port rtr0 --port rtr1 --cores "$ROUTER_CPU" --xdp-mode auto ${ENGINE_ARGS:-} >"$1" 2>&1 &
-    ENGINE_PID=$!
-    for _ in $(seq 1 400); do
-        grep -qs 'forwarding on' "$1" && break
-        kill -0 "$ENGINE_PID" 2>/dev/null || die "xroute-engine exited: $(tail -n 3 "$1")"
-        sleep 0.05
-    done
-    grep -q 'forwarding on' "$1" || die "xroute-engine did not start forwarding within 20 s: $(tail -n 3 "$1")"
-    CTL fib wait --timeout 120 >/dev/null
-}
-
-stop_engine() {
-    stop_pid "$ENGINE_PID"
-    ENGINE_PID=
-    # A clean stop detaches XDP; make sure, since the next run may be Linux forwarding.
-    local l
-    for l in rtr0 rtr1; do
-        if ip -n "$RTR" link show "$l" | grep -q 'prog/xdp'; then
-            log "warning: XDP still attached to $l after the engine stopped; detaching it"
-            ip -n "$RTR" link set dev "$l" xdp off
-        fi
-    done
-}
 
 # --- one measured run ------------------------------------------------------------------------
 RESULTS=$DIR/results.jsonl
 : >"$RESULTS"
-
-# Prints one JSON object: time, the three namespaces' interface counters, the sink's IPv4
-# InReceives, the router tasks' CPU time (ns, every thread) and /proc/stat of both cores.
-# It runs at a real-time priority above the NAPI threads (on the generator's core, so that the
-# router is not disturbed): at normal priority, on a loaded core, it could take seconds.
-snapshot() {  # $1: pids of the generator core's tasks (comma-separated), $2...: the router's tasks
-    taskset -c "$GEN_CPU" chrt -f 3 python3 - "${ANCHORS[@]}" "$GEN_CPU" "$ROUTER_CPU" "$@" <<'EOF'
-import json, os, sys, time
-gen, rtr, sink, gen_cpu, rtr_cpu, gen_tasks, *tasks = sys.argv[1:]
-t = time.monotonic_ns()
-def netdev(pid):
-    out = {}
-    for line in open(f"/proc/{pid}/net/dev").readlines()[2:]:
-        name, data = line.split(":", 1)
-        f = [int(x) for x in data.split()]
-        out[name.strip()] = {"rx": f[1], "rx_drop": f[3], "tx": f[9], "tx_drop": f[11]}
-    return out
-def ip_in_receives(pid):
-    lines = [l.split() for l in open(f"/proc/{pid}/net/snmp") if l.startswith("Ip:")]
-    return int(lines[1][lines[0].index("InReceives")])
-def threads(pid):
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
-            out[f"{tid} {comm}"] = int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return out
-def stat(cpu):
-    for line in open("/proc/stat"):
-        if line.startswith(f"cpu{cpu} "):
-            v = [int(x) for x in line.split()[1:]]
-            return {"busy": sum(v) - v[3] - v[4], "softirq": v[6], "total": sum(v)}
-print(json.dumps({"t": t, "gen": netdev(gen), "rtr": netdev(rtr), "sink": netdev(sink),
-                  "sink_ip_in": ip_in_receives(sink), "router_threads": {k: v for p in tasks for k, v in threads(p).items()},
-                  "gen_threads": {k: v for p in gen_tasks.split(",") if p for k, v in threads(p).items()},
-                  "gen_cpu": stat(gen_cpu), "rtr_cpu": stat(rtr_cpu), "hz": os.sysconf("SC_CLK_TCK")}))
-EOF
-}
 
 measure() {  # $1: configuration, $2: run, $3: generator-side kthreads (comma-separated), $4...: the router's tasks
     local config=$1 run=$2 gen_tasks=$3
@@ -453,10 +126,10 @@ measure() {  # $1: configuration, $2: run, $3: generator-side kthreads (comma-se
     local tglog=$DIR/logs/trafgen-$config-$run.log a b alive=1 p c
     timeout -s INT "$TG_BOUND" ip netns exec "$GEN" nice -n "$NICE" \
         trafgen --conf "$DIR/trafgen.cfg" --dev gen0 --no-sock-mem -Q -P 1 --num "$TG_NUM" >"$tglog" 2>&1 &
-    TG_PID=$!
+    GEN_PID=$!
     sleep "$WARMUP"
     sleep 0.5
-    for p in $(pgrep -P "$TG_PID" || true); do  # trafgen and its worker
+    for p in $(pgrep -P "$GEN_PID" || true); do  # trafgen and its worker
         gen_tasks+=",$p"
         for c in $(pgrep -P "$p" || true); do gen_tasks+=",$c"; done
     done
@@ -465,8 +138,8 @@ measure() {  # $1: configuration, $2: run, $3: generator-side kthreads (comma-se
     sleep "$DURATION"
     b=$(snapshot "$gen_tasks" "$@")
     in_ns "$RTR" ethtool -S rtr0 >"$DIR/ethtool-b" 2>&1 || true
-    [[ -n $(pgrep -P "$TG_PID" || true) ]] || alive=0
-    stop_trafgen || die "cannot go on while a trafgen is still sending"
+    [[ -n $(pgrep -P "$GEN_PID" || true) ]] || alive=0
+    stop_generator || die "cannot go on while a trafgen is still sending"
     python3 - "$config" "$run" "$alive" "$a" "$b" "$DIR/ethtool-a" "$DIR/ethtool-b" >>"$RESULTS" <<'EOF'
 import json, sys
 config, run, alive, a, b = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", json.loads(sys.argv[4]), json.loads(sys.argv[5])
@@ -590,17 +263,7 @@ fi
 phase linux-1route xroute-1route
 
 # --- phase 2: the full table -----------------------------------------------------------------
-log "installing $ROUTES routes into the router namespace's kernel FIB (ip -batch)"
-zcat -f "$TABLE" | tr -d '\r' |
-    awk 'NF { if (index($1, ":")) print "route add " $1 " via 2001:db8:2::2"; else print "route add " $1 " via 198.51.100.2" }' \
-        >"$DIR/kernel.batch"
-T0=$(date +%s.%N)
-timeout 600 ip -n "$RTR" -batch "$DIR/kernel.batch"
-KERNEL_INSTALL=$(python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$T0")
-ip -n "$RTR" route replace 198.18.0.0/15 via 198.51.100.2
-ip -n "$RTR" route get 198.19.1.1 | grep -q 'via 198.51.100.2 dev rtr1' ||
-    die "198.18.0.0/15 does not go to the sink with the full table: $(ip -n "$RTR" route get 198.19.1.1)"
-log "kernel FIB: $(ip -n "$RTR" -4 route show | wc -l) IPv4 and $(ip -n "$RTR" -6 route show | wc -l) IPv6 routes, installed in ${KERNEL_INSTALL}s"
+bench_kernel_table
 if [[ $XROUTE -eq 1 ]]; then
     stop_pid "$CONTROL_PID"
     start_control "$DIR/xroute-fulltable.toml"

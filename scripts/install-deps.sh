@@ -2,6 +2,10 @@
 # Installs what building and testing xroute needs on Debian 12, idempotently: Debian packages
 # that are missing, and a Rust toolchain (rustup, stable) if there is no recent enough cargo.
 # Safe to run again; does nothing when everything is present.
+#
+#   bash scripts/install-deps.sh          # what building and testing need
+#   bash scripts/install-deps.sh bench    # also the optional benchmark tools: dpdk-testpmd with
+#                                         # its AF_XDP driver (scripts/bench-rfc2544.sh --generator testpmd)
 set -euo pipefail
 
 MIN_RUST="1.85"
@@ -15,6 +19,17 @@ APT_PACKAGES+=(bird2 frr)
 # systemd-analyze (verify the units, expand their SystemCallFilter); setpriv and prlimit come
 # with util-linux.
 APT_PACKAGES+=(strace systemd)
+# scripts/trex/check-profile.sh (run by test.sh) installs TRex's client library into a venv.
+APT_PACKAGES+=(python3-venv)
+# Optional groups, installed only when named on the command line.
+for group in "$@"; do
+  case $group in
+    # dpdk-testpmd is in dpdk-dev; its AF_XDP driver (net_af_xdp) is a plugin of its own that
+    # dpdk-dev does not pull in without recommends.
+    bench) APT_PACKAGES+=(dpdk-dev librte-net-af-xdp23) ;;
+    *) printf '[install-deps] unknown group %s (known: bench)\n' "$group" >&2; exit 2 ;;
+  esac
+done
 # Packages whose system services must not start: the tests run their own instances, in their
 # own namespaces, and the machine's routing is not ours to touch.
 NO_SERVICE=(bird frr)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, then formatting, lints, every
 # test (unit, property, real-table, concurrency; as root also the control+engine process tests
-# in network namespaces, which skip with a reason otherwise) and a compile check of the benchmarks.
+# in network namespaces, which skip with a reason otherwise), a compile check of the benchmarks
+# and checks of the benchmark kit (scripts, RFC 2544 search, TRex profile).
 # Tests run in the `ci` profile: release speed with debug assertions and overflow checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +23,9 @@ cargo build --locked --workspace --profile ci --bins
 cargo test --locked --workspace --profile ci
 step "loom model checks of the FIB's reclamation protocol"
 CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg loom" cargo test --locked --release -p xroute-engine --lib loom
+step "benchmark kit: scripts parse, the RFC 2544 search, the TRex profile"
+for f in scripts/*.sh scripts/lib/*.sh scripts/trex/*.sh; do bash -n "$f"; done
+python3 scripts/lib/rfc2544.py selftest
+# Installs TRex's client library from PyPI into target/trex-venv on first use; skips (with the
+# reason) when that is not possible, fails when the profile is wrong.
+bash scripts/trex/check-profile.sh

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-// Helpers of scripts/bench-forward.sh (not part of the router).
+// Helpers of scripts/bench-forward.sh and scripts/bench-rfc2544.sh (not part of the router).
 //
 // bench_wire (XDP), the generator's "wire": attached to the generator's side of a veth pair, it
 //   redirects every frame out of another veth whose peer is the router's port. The router then
@@ -16,8 +16,8 @@
 //   freed through RCU (no cached route for an unreachable destination), several times what the
 //   generator spends to send it.
 //
-// The script compiles it with -DWIRE_IFINDEX=<ifindex of the output veth> and -DSINK_MAC0=0x..
-// to -DSINK_MAC5=0x.. (the sink's MAC, byte by byte).
+// scripts/lib/bench-topology.sh compiles it with -DWIRE_IFINDEX=<ifindex of the output veth>
+// and -DSINK_MAC0=0x.. to -DSINK_MAC5=0x.. (the sink's MAC, byte by byte).
 
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
