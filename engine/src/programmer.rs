@@ -325,6 +325,12 @@ impl Programmer {
             return;
         }
         let mut changes = std::mem::take(&mut self.routes);
+        // In prefix order, consecutive changes fall under the same trie entries (a table comes
+        // in the sender's order, random for the trie): several times faster to stage and build.
+        // Stable, so that two changes of one prefix keep their order.
+        changes.sort_by_key(|c| match *c {
+            RouteChange::Set(p, _) | RouteChange::Remove(p) => p,
+        });
         let mut start = 0;
         while start < changes.len() {
             match self
@@ -368,9 +374,8 @@ impl Programmer {
                 if let Some(r) = self.replay.as_mut().filter(|r| r.track) {
                     r.marked.insert(prefix);
                 }
-                if self.fib.get(prefix) != Some(gid) {
-                    self.routes.push(RouteChange::Set(prefix, gid));
-                }
+                // A route that already has this group is left alone when staged.
+                self.routes.push(RouteChange::Set(prefix, gid));
             }
             Delta::RouteDelete { prefix } => {
                 let prefix = to_prefix(prefix)?;
