@@ -42,6 +42,7 @@ mod types;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
@@ -312,6 +313,11 @@ pub struct Rib {
 
     targets: Vec<Option<NhSet>>,
     target_map: HashMap<Box<[NextHopSpec]>, u32>,
+    /// The next-hop list last interned and its target: a protocol hands one shared list to a
+    /// table's worth of routes, which then skip normalizing and hashing it. Holding the `Arc`
+    /// keeps its address from being reused; cleared when the target is freed or a port
+    /// changes (normalizing checks the ports).
+    last_target: Option<(Arc<[NextHopSpec]>, u32)>,
     target_free: Vec<u32>,
     special_cache: [(u64, Eval); SPECIAL as usize],
 
@@ -363,6 +369,7 @@ impl Rib {
             flaps: SlotMap::default(),
             targets: Vec::new(),
             target_map: HashMap::new(),
+            last_target: None,
             target_free: Vec::new(),
             special_cache: [(u64::MAX, Eval::Unusable); SPECIAL as usize],
             gws: Vec::new(),
@@ -400,6 +407,7 @@ impl Rib {
             name,
         };
         let new_derived = derived_routes(&iface);
+        self.last_target = None;
         let old = self.ports.insert(port, Port { iface, spec });
         let old_derived = old.as_ref().map(|p| derived_routes(&p.iface)).unwrap_or_default();
         match &old {
@@ -424,6 +432,7 @@ impl Rib {
         let Some(old) = self.ports.remove(&port) else {
             return;
         };
+        self.last_target = None;
         self.sync_derived(port, &derived_routes(&old.iface), &BTreeSet::new());
         self.ports_dirty.insert(port);
         self.dirty_port(port);
@@ -503,10 +512,15 @@ impl Rib {
         let target = match route.target {
             Target::Blackhole => T_BLACKHOLE,
             Target::Unreachable => T_UNREACHABLE,
-            Target::NextHops(hops) => {
-                let specs = self.normalize_hops(hops.to_vec())?;
-                self.intern_target(specs)
-            }
+            Target::NextHops(hops) => match &self.last_target {
+                Some((last, t)) if Arc::ptr_eq(last, &hops) => *t,
+                _ => {
+                    let specs = self.normalize_hops(hops.to_vec())?;
+                    let t = self.intern_target(specs);
+                    self.last_target = Some((hops, t));
+                    t
+                }
+            },
         };
         self.put(
             prefix,
@@ -587,25 +601,23 @@ impl Rib {
         }
     }
 
+    /// The slot of `prefix`, a new one if it has none (one walk down the trie either way).
     fn slot_or_insert(&mut self, prefix: IpNet) -> u32 {
-        if let Some(s) = self.slot_of(&prefix) {
-            return s;
-        }
-        let slot = match self.entry_free.pop() {
+        let (entries, free) = (&mut self.entries, &mut self.entry_free);
+        let mut new_slot = || match free.pop() {
             Some(s) => {
-                self.entries[s as usize] = Entry::new(prefix);
+                entries[s as usize] = Entry::new(prefix);
                 s
             }
             None => {
-                self.entries.push(Entry::new(prefix));
-                (self.entries.len() - 1) as u32
+                entries.push(Entry::new(prefix));
+                (entries.len() - 1) as u32
             }
         };
         match prefix {
-            IpNet::V4(n) => self.v4.insert(n, slot),
-            IpNet::V6(n) => self.v6.insert(n, slot),
-        };
-        slot
+            IpNet::V4(n) => *self.v4.entry(n).or_insert_with(&mut new_slot),
+            IpNet::V6(n) => *self.v6.entry(n).or_insert_with(&mut new_slot),
+        }
     }
 
     fn put(&mut self, prefix: IpNet, cand: Cand) {
@@ -697,6 +709,9 @@ impl Rib {
             return;
         };
         self.target_map.remove(&nh.specs);
+        if self.last_target.as_ref().is_some_and(|(_, last)| *last == t) {
+            self.last_target = None;
+        }
         for &(_, g) in nh.rec.iter() {
             if let Some(gw) = self.gws[g as usize].as_mut() {
                 gw.targets.retain(|&x| x != t);
