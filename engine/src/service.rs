@@ -53,7 +53,7 @@ pub enum ServiceError {
 const BATCH: usize = 65_536;
 
 /// Within a burst of records, route changes are published at least this often.
-const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+const PUBLISH_EVERY: Duration = Duration::from_millis(300);
 
 /// A pause this long without records ends a burst: what is staged is published.
 const BURST_GAP: Duration = Duration::from_millis(30);
