@@ -42,7 +42,7 @@ cd "$ROOT"
 bash scripts/install-deps.sh >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked -q -p xroute-control -p xroute-engine
-BIN=$ROOT/target/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
 S=xrbgp$$s
 R=xrbgp$$r
@@ -80,6 +80,7 @@ log "table: $V4 IPv4 + $V6 IPv6 prefixes; $RUNS run(s) per receiver"
 mkdir -p "$DIR/snd"
 {
     echo "router id 192.0.2.2;"
+    echo "timeformat protocol iso long ms;"
     echo "log \"$DIR/snd/bird.log\" { warning, error, fatal };"
     echo "protocol device {}"
     echo "protocol static t4 { ipv4; "
@@ -135,17 +136,40 @@ until_done() {
     done
     return 1
 }
-# The clock starts when the sender's session is up (BIRD waits its "connect delay" first).
+# The clock starts when the sender's session is up (BIRD waits its "connect delay" first): the
+# time the sender itself recorded for Established (its "since", in ms), not when its CLI answered
+# (a busy sender answers late; the lag is logged).
 feed_on() {
     "${SND[@]}" enable feed >/dev/null
-    local deadline=$(( $(date +%s) + 60 ))
-    until "${SND[@]}" show protocols feed | grep -q Established; do
+    local deadline=$(( $(date +%s) + 60 )) line
+    until line=$("${SND[@]}" show protocols feed | grep Established); do
         (( $(date +%s) < deadline )) || die "the sender's session did not come up: $("${SND[@]}" show protocols feed | tail -1)"
         sleep 0.01
     done
-    T0=$(now)
+    local seen
+    seen=$(now)
+    T0=$(python3 -c "
+import datetime, re, sys, time
+m = re.search(r'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)', sys.argv[1])
+if not m:
+    sys.exit('no time in: ' + sys.argv[1])
+t = datetime.datetime.strptime(m.group(1), '%Y-%m-%d %H:%M:%S.%f').timestamp()
+print(f'{min(t, time.time()):.6f}')" "$line") || die "cannot read when the sender's session came up"
+    log "session up; the sender's CLI said so $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$T0" "$seen") s later"
+    # BIRD 2.0.12 as a sender leaves its last UPDATE and End-of-RIB queued while its I/O loop
+    # sleeps in poll() for up to 3 s (strace: poll(..., 3000) times out, then the last 87-byte
+    # UPDATE is written); anything arriving on one of its sockets wakes it. A CLI request every
+    # 50 ms keeps it awake for every receiver alike, so that the figures are the receivers'.
+    ( while :; do "${SND[@]}" show status >/dev/null 2>&1; sleep 0.05; done ) &
+    WAKER=$!
+    PIDS+=("$WAKER")
 }
-feed_off() { "${SND[@]}" disable feed >/dev/null; sleep 1; }
+feed_off() {
+    kill "$WAKER" 2>/dev/null || true
+    wait "$WAKER" 2>/dev/null || true
+    "${SND[@]}" disable feed >/dev/null
+    sleep 1
+}
 
 # --- xroute ---------------------------------------------------------------------------------
 mkdir -p "$DIR/xr/run"
@@ -225,10 +249,12 @@ protocol bgp feed {
 }
 EOF
 RCV=(birdc -s "$DIR/rb/ctl")
+# Only the "Total:" line: the per-table lines above it count the same routes again.
 bird_done() {
     "${RCV[@]}" show route count | python3 -c "
 import re, sys
-n = sum(int(m.group(1)) for m in re.finditer(r'(\d+) of \d+ routes', sys.stdin.read()))
+m = re.search(r'Total: (\d+) of \d+ routes', sys.stdin.read())
+n = int(m.group(1)) if m else 0
 print('done' if n >= $TOTAL else n)"
 }
 for run in $(seq 1 "$RUNS"); do

@@ -734,6 +734,12 @@ impl Consumer {
     /// sequence number applied.
     pub fn commit(&mut self, applied_seq: u64) {
         self.file.set(word::APPLIED_SEQ, applied_seq);
+        self.release();
+    }
+
+    /// Hands the slots of every polled record back to the producer, without publishing an
+    /// applied sequence number (the records are copied out but not applied yet).
+    pub fn release(&mut self) {
         // Release: our reads of the slots happen before the producer overwrites them.
         self.file.header_words()[word::CONSUMER_POS].store(self.pos, Ordering::Release);
     }

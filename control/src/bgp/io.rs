@@ -4,7 +4,9 @@
 //! - One listener on `[::]:port` (dual-stack, so IPv4 neighbours arrive as mapped addresses)
 //!   hands each connection to the service, which refuses those from unknown addresses.
 //! - Each connection has a reader task, which splits the stream into messages with
-//!   [`message::frame_len`] and hands each to the service, and a writer task fed by an
+//!   [`message::frame_len`] and hands each to the service, a few tens of kB per hold of the
+//!   lock, yielding in between (so that the pump moves a table's routes toward the engine
+//!   while the rest is still arriving), and a writer task fed by an
 //!   unbounded channel whose byte count the service sees as the connection's backlog (it stops
 //!   queueing exports above [`super::service::MAX_BACKLOG`]).
 //! - A timer task sleeps until the service's next deadline (or a few milliseconds while exports
@@ -36,6 +38,10 @@ pub trait BgpHost: Send + 'static {
 
 /// Largest read per system call; a full table arrives in a few hundred of these.
 const READ_CHUNK: usize = 256 * 1024;
+
+/// Bytes of received messages handled per hold of the host's lock (a few thousand prefixes,
+/// milliseconds of work) before the reader yields to the daemon's other tasks.
+const PROCESS_CHUNK: usize = 32 * 1024;
 
 enum Handle {
     /// An outbound connection being made.
@@ -283,31 +289,45 @@ impl<H: BgpHost> BgpIo<H> {
                     Ok(_) => {}
                     Err(e) => break Some(e.to_string()),
                 }
-                // Every whole message in the buffer, under one lock.
-                let consumed = me.with(|svc, rib| {
-                    let now = Instant::now();
-                    let mut at = 0;
-                    loop {
-                        match message::frame_len(&buf[at..]) {
-                            Ok(Some(len)) if buf.len() - at >= len => {
-                                svc.message(now, rib, conn, &buf[at..at + len]);
-                                at += len;
-                            }
-                            Ok(_) => break Ok(at),
-                            Err(n) => {
-                                svc.framing_error(now, rib, conn, n);
-                                break Err(());
+                // The whole messages in the buffer, a slice of at most PROCESS_CHUNK bytes per
+                // lock, yielding in between: the pump then moves what they changed toward the
+                // engine while the rest of a table is still being taken in.
+                let mut at = 0;
+                loop {
+                    let step = me.with(|svc, rib| {
+                        let now = Instant::now();
+                        let start = at;
+                        let mut at = at;
+                        loop {
+                            match message::frame_len(&buf[at..]) {
+                                Ok(Some(len)) if buf.len() - at >= len => {
+                                    if at - start >= PROCESS_CHUNK {
+                                        break Ok((at, true));
+                                    }
+                                    svc.message(now, rib, conn, &buf[at..at + len]);
+                                    at += len;
+                                }
+                                Ok(_) => break Ok((at, false)),
+                                Err(n) => {
+                                    svc.framing_error(now, rib, conn, n);
+                                    break Err(());
+                                }
                             }
                         }
+                    });
+                    match step {
+                        Some(Ok((next, more))) => {
+                            at = next;
+                            if !more {
+                                break;
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                        // A framing error closed the session; BGP is off.
+                        Some(Err(())) | None => return,
                     }
-                });
-                match consumed {
-                    Some(Ok(at)) => {
-                        buf.drain(..at);
-                    }
-                    // A framing error closed the session; BGP is off.
-                    Some(Err(())) | None => return,
                 }
+                buf.drain(..at);
             };
             me.with(|svc, rib| svc.closed(Instant::now(), rib, conn, error));
             lock(&me.conns).remove(&conn);

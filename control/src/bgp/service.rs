@@ -731,16 +731,16 @@ impl BgpService {
             }
             n.last_repair = Some(text);
         }
-        let announced: Vec<(IpNet, Arc<PathAttributes>)> = update
+        let announced: Vec<(Arc<PathAttributes>, Vec<IpNet>)> = update
             .announced
             .into_iter()
-            .flat_map(|a| {
-                let attrs = Arc::new(a.attrs);
-                a.prefixes.into_iter().map(move |p| (p, Arc::clone(&attrs)))
-            })
+            .map(|a| (Arc::new(a.attrs), a.prefixes))
             .collect();
         let idx = n.idx;
-        if let Err(e) = self.speaker.receive(idx, rib, &update.withdrawn, &announced) {
+        if let Err(e) = self
+            .speaker
+            .receive_grouped(idx, rib, &update.withdrawn, &announced)
+        {
             let n = &mut self.neighbors[i];
             tracing::warn!("bgp neighbor {}: {e}: closing the session", n.cfg.address);
             if let Some(secs) = n.cfg.max_prefixes_restart {

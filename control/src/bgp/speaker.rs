@@ -160,8 +160,116 @@ struct Path {
 /// Everything about one prefix: every peer's path, and which BGP route the RIB has for it.
 #[derive(Debug, Default)]
 struct Dest {
-    paths: Vec<Path>,
+    paths: PathList,
     installed: Option<Protocol>,
+}
+
+/// A prefix's paths: most prefixes have one, kept inline (no allocation per prefix).
+#[derive(Debug)]
+enum PathList {
+    One(Path),
+    Many(Vec<Path>),
+}
+
+impl Default for PathList {
+    fn default() -> Self {
+        Self::Many(Vec::new())
+    }
+}
+
+impl std::ops::Deref for PathList {
+    type Target = [Path];
+    fn deref(&self) -> &[Path] {
+        match self {
+            Self::One(p) => std::slice::from_ref(p),
+            Self::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for PathList {
+    fn deref_mut(&mut self) -> &mut [Path] {
+        match self {
+            Self::One(p) => std::slice::from_mut(p),
+            Self::Many(v) => v,
+        }
+    }
+}
+
+impl PathList {
+    fn push(&mut self, path: Path) {
+        *self = match std::mem::take(self) {
+            Self::One(first) => Self::Many(vec![first, path]),
+            Self::Many(v) if v.is_empty() => Self::One(path),
+            Self::Many(mut v) => {
+                v.push(path);
+                Self::Many(v)
+            }
+        };
+    }
+
+    /// Removes path `i` (as `Vec::swap_remove`).
+    fn swap_remove(&mut self, i: usize) -> Path {
+        match std::mem::take(self) {
+            Self::One(only) => only,
+            Self::Many(mut v) => {
+                let path = v.swap_remove(i);
+                *self = Self::Many(v);
+                path
+            }
+        }
+    }
+}
+
+/// Every destination: a map from prefix to a slot, the destinations in a vector. The map's
+/// entries stay small (a million of them are rehashed as a table grows) and a destination is
+/// written where the previous one was, not at a random place.
+#[derive(Debug, Default)]
+struct Dests {
+    index: FastMap<IpNet, u32>,
+    slots: Vec<Dest>,
+    free: Vec<u32>,
+}
+
+impl Dests {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn get(&self, prefix: &IpNet) -> Option<&Dest> {
+        self.slots.get(*self.index.get(prefix)? as usize)
+    }
+
+    fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut Dest> {
+        self.slots.get_mut(*self.index.get(prefix)? as usize)
+    }
+
+    /// The destination of `prefix`, a new empty one if there was none.
+    fn get_or_default(&mut self, prefix: IpNet) -> &mut Dest {
+        let (slots, free) = (&mut self.slots, &mut self.free);
+        let i = *self.index.entry(prefix).or_insert_with(|| {
+            free.pop().unwrap_or_else(|| {
+                slots.push(Dest::default());
+                u32::try_from(slots.len() - 1).unwrap_or(u32::MAX)
+            })
+        });
+        &mut self.slots[i as usize]
+    }
+
+    fn remove(&mut self, prefix: &IpNet) {
+        if let Some(i) = self.index.remove(prefix) {
+            self.slots[i as usize] = Dest::default();
+            self.free.push(i);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&IpNet, &Dest)> {
+        self.index.iter().map(|(k, &i)| (k, &self.slots[i as usize]))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &IpNet> {
+        self.index.keys()
+    }
 }
 
 /// The winner of a decision, cloned out of the destination.
@@ -208,7 +316,7 @@ pub struct Speaker {
     settings: Settings,
     /// Index 0 is [`LOCAL`], the originated networks; its spec is unused.
     peers: Vec<Peer>,
-    dests: FastMap<IpNet, Dest>,
+    dests: Dests,
     networks: Vec<IpNet>,
     next_hops: FastMap<IpAddr, Option<u32>>,
     /// Next-hop sets handed to the RIB, shared so a million routes do not allocate a million:
@@ -234,7 +342,7 @@ impl Speaker {
         Self {
             settings,
             peers: vec![local],
-            dests: FastMap::default(),
+            dests: Dests::default(),
             networks: Vec::new(),
             next_hops: FastMap::default(),
             targets: FastMap::default(),
@@ -362,19 +470,43 @@ impl Speaker {
         withdrawn: &[IpNet],
         announced: &[(IpNet, Arc<PathAttributes>)],
     ) -> Result<(), MaxPrefixes> {
+        self.receive_paths(p, rib, withdrawn, announced.iter().map(|(n, a)| (*n, a)))
+    }
+
+    /// As [`Speaker::receive`], with the announced prefixes grouped by attributes as an
+    /// UPDATE carries them (no per-prefix copy of the attributes' `Arc`).
+    pub fn receive_grouped(
+        &mut self,
+        p: PeerIdx,
+        rib: &mut Rib,
+        withdrawn: &[IpNet],
+        announced: &[(Arc<PathAttributes>, Vec<IpNet>)],
+    ) -> Result<(), MaxPrefixes> {
+        let paths = announced
+            .iter()
+            .flat_map(|(a, prefixes)| prefixes.iter().map(move |n| (*n, a)));
+        self.receive_paths(p, rib, withdrawn, paths)
+    }
+
+    fn receive_paths<'a>(
+        &mut self,
+        p: PeerIdx,
+        rib: &mut Rib,
+        withdrawn: &[IpNet],
+        announced: impl Iterator<Item = (IpNet, &'a Arc<PathAttributes>)>,
+    ) -> Result<(), MaxPrefixes> {
         for prefix in withdrawn {
             self.receive_one(p, rib, *prefix, None);
         }
+        let mut family = None;
         for (prefix, attrs) in announced {
-            self.receive_one(p, rib, *prefix, Some(attrs));
+            family.get_or_insert(Family::of(&prefix));
+            self.receive_one(p, rib, prefix, Some(attrs));
         }
         let peer = &self.peers[usize::from(p)];
         match peer.spec.max_prefixes {
             Some(limit) if peer.accepted > limit as usize => Err(MaxPrefixes {
-                family: announced
-                    .first()
-                    .map(|(n, _)| Family::of(n))
-                    .unwrap_or(Family::Ipv4Unicast),
+                family: family.unwrap_or(Family::Ipv4Unicast),
                 limit,
             }),
             _ => Ok(()),
@@ -404,7 +536,7 @@ impl Speaker {
         let accepted = attrs.and_then(|a| self.import(p, &prefix, a));
         let (d_received, d_accepted, changed) = match attrs {
             Some(a) => {
-                let dest = self.dests.entry(prefix).or_default();
+                let dest = self.dests.get_or_default(prefix);
                 match dest.paths.iter_mut().find(|x| x.peer == p) {
                     Some(path) => {
                         path.received = Arc::clone(a);
@@ -418,9 +550,6 @@ impl Speaker {
                         (0, d, !same)
                     }
                     None => {
-                        if dest.paths.capacity() == 0 {
-                            dest.paths.reserve_exact(1);
-                        }
                         let d = isize::from(accepted.is_some());
                         dest.paths.push(Path {
                             peer: p,
@@ -458,13 +587,27 @@ impl Speaker {
 
     /// Runs the decision process for `prefix`, updates the RIB and queues exports.
     fn decide(&mut self, rib: &mut Rib, prefix: IpNet) {
-        let Some(dest) = self.dests.get_mut(&prefix) else {
+        /// The next hops of the best path (and its multipath equals).
+        enum Hops {
+            One(IpAddr),
+            Many(Vec<IpAddr>),
+        }
+        let Self {
+            settings,
+            peers,
+            dests,
+            next_hops,
+            targets,
+            ecmp_targets,
+            scratch,
+            ..
+        } = self;
+        let Some(dest) = dests.get_mut(&prefix) else {
             return;
         };
-        let (settings, peers, next_hops) = (&self.settings, &self.peers, &mut self.next_hops);
         let mut eligible = dest.paths.iter().filter(|x| x.accepted.is_some());
-        let (best, hops): (Option<Best>, Vec<IpAddr>) = match (eligible.next(), eligible.next()) {
-            (None, _) => (None, Vec::new()),
+        let mut chosen: Option<(Best, Hops)> = match (eligible.next(), eligible.next()) {
+            (None, _) => None,
             // One path (the common case): no candidate list, no allocation.
             (Some(only), None) => {
                 let attrs = only
@@ -472,20 +615,17 @@ impl Speaker {
                     .as_ref()
                     .map(Arc::clone)
                     .unwrap_or_else(|| Arc::clone(&only.received));
-                let reachable =
-                    only.peer == LOCAL || Self::cost(next_hops, rib, attrs.next_hop.addr).is_some();
-                if reachable {
-                    let nh = attrs.next_hop.addr;
+                let nh = attrs.next_hop.addr;
+                let reachable = only.peer == LOCAL || Self::cost(next_hops, rib, nh).is_some();
+                reachable.then(|| {
                     (
-                        Some(Best {
+                        Best {
                             peer: only.peer,
                             attrs,
-                        }),
-                        vec![nh],
+                        },
+                        Hops::One(nh),
                     )
-                } else {
-                    (None, Vec::new())
-                }
+                })
             }
             _ => {
                 let paths: Vec<&Path> = dest.paths.iter().filter(|x| x.accepted.is_some()).collect();
@@ -501,64 +641,65 @@ impl Speaker {
                         candidate(settings, peers, path, cost)
                     })
                     .collect();
-                match decision::select(&cands, &settings.decision, &mut self.scratch) {
-                    None => (None, Vec::new()),
-                    Some(sel) => {
-                        let b = paths[sel.best];
-                        let mut hops: Vec<IpAddr> = Vec::with_capacity(sel.multipath.len());
-                        for &i in sel.multipath {
-                            let nh = cands[i].attrs.next_hop.addr;
-                            if !hops.contains(&nh) {
-                                hops.push(nh);
-                            }
+                decision::select(&cands, &settings.decision, scratch).map(|sel| {
+                    let b = paths[sel.best];
+                    let mut hops: Vec<IpAddr> = Vec::with_capacity(sel.multipath.len());
+                    for &i in sel.multipath {
+                        let nh = cands[i].attrs.next_hop.addr;
+                        if !hops.contains(&nh) {
+                            hops.push(nh);
                         }
-                        let attrs = b
-                            .accepted
-                            .as_ref()
-                            .map(Arc::clone)
-                            .unwrap_or_else(|| Arc::clone(&b.received));
-                        (Some(Best { peer: b.peer, attrs }), hops)
                     }
-                }
+                    let attrs = b
+                        .accepted
+                        .as_ref()
+                        .map(Arc::clone)
+                        .unwrap_or_else(|| Arc::clone(&b.received));
+                    let hops = match hops.as_slice() {
+                        [one] => Hops::One(*one),
+                        _ => Hops::Many(hops),
+                    };
+                    (Best { peer: b.peer, attrs }, hops)
+                })
             }
         };
-        let installed = dest.installed;
-        let empty = dest.paths.is_empty();
         // The RIB: one route for the best path unless it is ours, removed otherwise.
-        let want = match &best {
-            Some(b) if b.peer != LOCAL => Some(if self.peers[usize::from(b.peer)].ibgp {
+        let want = match &chosen {
+            Some((b, _)) if b.peer != LOCAL => Some(if peers[usize::from(b.peer)].ibgp {
                 Protocol::Ibgp
             } else {
                 Protocol::Ebgp
             }),
             _ => None,
         };
-        if let Some(old) = installed.filter(|old| Some(*old) != want) {
+        if let Some(old) = dest.installed.filter(|old| Some(*old) != want) {
             rib.remove(prefix, old, RIB_ID);
         }
-        if let Some(protocol) = want {
-            let target = match hops.as_slice() {
-                [one] => Arc::clone(self.targets.entry(*one).or_insert_with(|| {
+        if let (Some(protocol), Some((_, hops))) = (want, chosen.as_mut()) {
+            let target = match hops {
+                Hops::One(one) => Arc::clone(targets.entry(*one).or_insert_with(|| {
                     Arc::from([NextHopSpec {
                         via: Some(*one),
                         port: None,
                         weight: 1,
                     }])
                 })),
-                _ => Arc::clone(self.ecmp_targets.entry(hops).or_insert_with_key(|hops| {
-                    hops.iter()
-                        .map(|&via| NextHopSpec {
-                            via: Some(via),
-                            port: None,
-                            weight: 1,
-                        })
-                        .collect()
-                })),
+                Hops::Many(hops) => Arc::clone(ecmp_targets.entry(std::mem::take(hops)).or_insert_with_key(
+                    |hops| {
+                        hops.iter()
+                            .map(|&via| NextHopSpec {
+                                via: Some(via),
+                                port: None,
+                                weight: 1,
+                            })
+                            .collect()
+                    },
+                )),
             };
             let distance = if protocol == Protocol::Ibgp {
-                self.settings.ibgp_distance
+                settings.ibgp_distance
             } else {
-                self.settings.ebgp_distance
+                settings.ebgp_distance
             };
             // A route the RIB refuses (a full id space) stays out of the FIB; the RIB counts
             // it, and BGP keeps the path for when room comes back.
@@ -573,11 +714,12 @@ impl Speaker {
                 },
             );
         }
-        if empty {
-            self.dests.remove(&prefix);
-        } else if let Some(d) = self.dests.get_mut(&prefix) {
-            d.installed = want;
+        if dest.paths.is_empty() {
+            dests.remove(&prefix);
+        } else {
+            dest.installed = want;
         }
+        let best = chosen.map(|(b, _)| b);
         self.export_prefix(prefix, best.as_ref());
     }
 
@@ -662,6 +804,10 @@ impl Speaker {
     fn export_to(&mut self, t: PeerIdx, prefix: IpNet, best: Option<&Best>) {
         let out = best.and_then(|b| self.export_attrs(t, &prefix, b));
         let peer = &mut self.peers[usize::from(t)];
+        // Nothing to tell and nothing told (the peer the path came from, during a table).
+        if out.is_none() && peer.adj_out.is_empty() {
+            return;
+        }
         let changed = match (&out, peer.adj_out.get(&prefix)) {
             (Some(new), Some(old)) => !(Arc::ptr_eq(new, old) || new == old),
             (None, None) => false,
@@ -1338,6 +1484,48 @@ mod tests {
         assert_eq!(s.take_outbound(b, 150).announced[0].1.len(), 150);
         assert!(s.has_pending(b));
         assert_eq!(s.take_outbound(b, 150).announced[0].1.len(), 50);
+    }
+
+    #[test]
+    fn path_lists_and_destinations_keep_their_contents_through_changes() {
+        let path = |peer: PeerIdx| Path {
+            peer,
+            received: attrs(&[64501], "192.0.2.2"),
+            accepted: None,
+        };
+        let peers = |l: &PathList| l.iter().map(|p| p.peer).collect::<Vec<_>>();
+        let mut l = PathList::default();
+        assert!(l.is_empty());
+        l.push(path(1));
+        assert!(matches!(l, PathList::One(_)));
+        l.push(path(2));
+        l.push(path(3));
+        assert_eq!(peers(&l), [1, 2, 3]);
+        assert_eq!(l.swap_remove(0).peer, 1);
+        assert_eq!(peers(&l), [3, 2]);
+        l.iter_mut().for_each(|p| p.peer += 10);
+        assert_eq!(l.swap_remove(1).peer, 12);
+        assert_eq!(l.swap_remove(0).peer, 13);
+        assert!(l.is_empty());
+
+        let mut d = Dests::default();
+        let (a, b) = (net("198.51.100.0/24"), net("2001:db8::/32"));
+        d.get_or_default(a).paths.push(path(1));
+        d.get_or_default(b).paths.push(path(2));
+        d.get_or_default(a).paths.push(path(3));
+        assert_eq!(d.len(), 2);
+        assert_eq!(peers(&d.get(&a).unwrap().paths), [1, 3]);
+        d.remove(&a);
+        assert!(d.get(&a).is_none() && d.get_mut(&a).is_none());
+        // A new destination reuses the slot, empty.
+        let c = net("203.0.113.0/24");
+        assert!(d.get_or_default(c).paths.is_empty());
+        assert_eq!(d.slots.len(), 2);
+        assert_eq!(peers(&d.get(&b).unwrap().paths), [2]);
+        let mut keys: Vec<IpNet> = d.keys().copied().collect();
+        keys.sort();
+        assert_eq!(keys, [c, b]);
+        assert_eq!(d.iter().count(), 2);
     }
 
     #[test]

@@ -42,6 +42,7 @@ mod types;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
@@ -109,6 +110,87 @@ impl Hasher for SlotHasher {
 
 type SlotSet = HashSet<u32, BuildHasherDefault<SlotHasher>>;
 type SlotMap<V> = HashMap<u32, V, BuildHasherDefault<SlotHasher>>;
+
+/// The slots of the prefixes using one next-hop set: a hash set while few, a bitmap over
+/// every slot once many (a protocol's table shares one set: a million entries, added in slot
+/// order while a table loads, is then a sequential 128 kB instead of a random 8 MB).
+#[derive(Debug)]
+enum Dependents {
+    Few(SlotSet),
+    Many { bits: Vec<u64>, len: usize },
+}
+
+impl Default for Dependents {
+    fn default() -> Self {
+        Self::Few(SlotSet::default())
+    }
+}
+
+impl Dependents {
+    /// Past this many slots a set becomes a bitmap (which then stays one).
+    const FEW: usize = 4096;
+
+    fn insert(&mut self, slot: u32) {
+        match self {
+            Self::Few(set) => {
+                set.insert(slot);
+                if set.len() > Self::FEW {
+                    let mut many = Self::Many {
+                        bits: Vec::new(),
+                        len: 0,
+                    };
+                    set.iter().for_each(|&s| many.insert(s));
+                    *self = many;
+                }
+            }
+            Self::Many { bits, len } => {
+                let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+                if word >= bits.len() {
+                    bits.resize(word + 1, 0);
+                }
+                if bits[word] & bit == 0 {
+                    bits[word] |= bit;
+                    *len += 1;
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: u32) {
+        match self {
+            Self::Few(set) => {
+                set.remove(&slot);
+            }
+            Self::Many { bits, len } => {
+                let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+                if let Some(w) = bits.get_mut(word) {
+                    if *w & bit != 0 {
+                        *w &= !bit;
+                        *len -= 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every slot, in no particular order.
+    fn slots(&self) -> Vec<u32> {
+        match self {
+            Self::Few(set) => set.iter().copied().collect(),
+            Self::Many { bits, len } => {
+                let mut out = Vec::with_capacity(*len);
+                for (i, &w) in bits.iter().enumerate() {
+                    let mut w = w;
+                    while w != 0 {
+                        out.push((i * 64) as u32 + w.trailing_zeros());
+                        w &= w - 1;
+                    }
+                }
+                out
+            }
+        }
+    }
+}
 
 /// One candidate, 16 bytes; its next hops are the interned target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,7 +333,7 @@ struct NhSet {
     /// Candidates using this set.
     refs: u32,
     /// Slots of prefixes with a candidate using this set.
-    dependents: SlotSet,
+    dependents: Dependents,
     cache_gen: u64,
     cache: Eval,
 }
@@ -312,6 +394,11 @@ pub struct Rib {
 
     targets: Vec<Option<NhSet>>,
     target_map: HashMap<Box<[NextHopSpec]>, u32>,
+    /// The next-hop list last interned and its target: a protocol hands one shared list to a
+    /// table's worth of routes, which then skip normalizing and hashing it. Holding the `Arc`
+    /// keeps its address from being reused; cleared when the target is freed or a port
+    /// changes (normalizing checks the ports).
+    last_target: Option<(Arc<[NextHopSpec]>, u32)>,
     target_free: Vec<u32>,
     special_cache: [(u64, Eval); SPECIAL as usize],
 
@@ -363,6 +450,7 @@ impl Rib {
             flaps: SlotMap::default(),
             targets: Vec::new(),
             target_map: HashMap::new(),
+            last_target: None,
             target_free: Vec::new(),
             special_cache: [(u64::MAX, Eval::Unusable); SPECIAL as usize],
             gws: Vec::new(),
@@ -400,6 +488,7 @@ impl Rib {
             name,
         };
         let new_derived = derived_routes(&iface);
+        self.last_target = None;
         let old = self.ports.insert(port, Port { iface, spec });
         let old_derived = old.as_ref().map(|p| derived_routes(&p.iface)).unwrap_or_default();
         match &old {
@@ -424,6 +513,7 @@ impl Rib {
         let Some(old) = self.ports.remove(&port) else {
             return;
         };
+        self.last_target = None;
         self.sync_derived(port, &derived_routes(&old.iface), &BTreeSet::new());
         self.ports_dirty.insert(port);
         self.dirty_port(port);
@@ -470,7 +560,7 @@ impl Rib {
         let mut slots = Vec::new();
         for nh in self.targets.iter().flatten() {
             if nh.specs.iter().any(|s| s.port == Some(port)) {
-                slots.extend(nh.dependents.iter().copied());
+                slots.extend(nh.dependents.slots());
             }
         }
         slots.into_iter().for_each(|s| self.mark(s));
@@ -503,10 +593,15 @@ impl Rib {
         let target = match route.target {
             Target::Blackhole => T_BLACKHOLE,
             Target::Unreachable => T_UNREACHABLE,
-            Target::NextHops(hops) => {
-                let specs = self.normalize_hops(hops.to_vec())?;
-                self.intern_target(specs)
-            }
+            Target::NextHops(hops) => match &self.last_target {
+                Some((last, t)) if Arc::ptr_eq(last, &hops) => *t,
+                _ => {
+                    let specs = self.normalize_hops(hops.to_vec())?;
+                    let t = self.intern_target(specs);
+                    self.last_target = Some((hops, t));
+                    t
+                }
+            },
         };
         self.put(
             prefix,
@@ -587,25 +682,23 @@ impl Rib {
         }
     }
 
+    /// The slot of `prefix`, a new one if it has none (one walk down the trie either way).
     fn slot_or_insert(&mut self, prefix: IpNet) -> u32 {
-        if let Some(s) = self.slot_of(&prefix) {
-            return s;
-        }
-        let slot = match self.entry_free.pop() {
+        let (entries, free) = (&mut self.entries, &mut self.entry_free);
+        let mut new_slot = || match free.pop() {
             Some(s) => {
-                self.entries[s as usize] = Entry::new(prefix);
+                entries[s as usize] = Entry::new(prefix);
                 s
             }
             None => {
-                self.entries.push(Entry::new(prefix));
-                (self.entries.len() - 1) as u32
+                entries.push(Entry::new(prefix));
+                (entries.len() - 1) as u32
             }
         };
         match prefix {
-            IpNet::V4(n) => self.v4.insert(n, slot),
-            IpNet::V6(n) => self.v6.insert(n, slot),
-        };
-        slot
+            IpNet::V4(n) => *self.v4.entry(n).or_insert_with(&mut new_slot),
+            IpNet::V6(n) => *self.v6.entry(n).or_insert_with(&mut new_slot),
+        }
     }
 
     fn put(&mut self, prefix: IpNet, cand: Cand) {
@@ -681,7 +774,7 @@ impl Rib {
             specs,
             rec: rec.into(),
             refs: 0,
-            dependents: SlotSet::default(),
+            dependents: Dependents::default(),
             cache_gen: u64::MAX,
             cache: Eval::Unusable,
         });
@@ -697,6 +790,9 @@ impl Rib {
             return;
         };
         self.target_map.remove(&nh.specs);
+        if self.last_target.as_ref().is_some_and(|(_, last)| *last == t) {
+            self.last_target = None;
+        }
         for &(_, g) in nh.rec.iter() {
             if let Some(gw) = self.gws[g as usize].as_mut() {
                 gw.targets.retain(|&x| x != t);
@@ -738,7 +834,7 @@ impl Rib {
         let Some(nh) = self.nh_mut(t) else { return };
         nh.refs -= 1;
         if !still {
-            nh.dependents.remove(&slot);
+            nh.dependents.remove(slot);
         }
         let refs = nh.refs;
         for a in self.self_covered(t, &prefix) {
@@ -957,7 +1053,7 @@ impl Rib {
         let targets = gw.targets.clone();
         for t in targets {
             if let Some(nh) = self.nh(t) {
-                slots.extend(nh.dependents.iter().copied());
+                slots.extend(nh.dependents.slots());
             }
         }
         slots.into_iter().for_each(|s| self.mark(s));

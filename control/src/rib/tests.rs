@@ -1123,3 +1123,61 @@ fn pages_concatenate_to_the_full_listing() {
         assert!(pages > 1);
     }
 }
+
+#[test]
+fn dependents_turn_into_a_bitmap_when_many_and_keep_every_slot() {
+    let mut d = Dependents::default();
+    let mut want = std::collections::BTreeSet::new();
+    // Few: a set; then past the threshold a bitmap with the same contents.
+    for s in (0..(Dependents::FEW as u32 + 100)).map(|i| i * 3) {
+        d.insert(s);
+        want.insert(s);
+    }
+    assert!(matches!(d, Dependents::Many { .. }));
+    for s in [3, 9, 4000, 7] {
+        d.remove(s);
+        want.remove(&s);
+    }
+    // Inserting twice and removing what is absent change nothing.
+    d.insert(6);
+    d.remove(1);
+    d.insert(1_000_000);
+    want.insert(1_000_000);
+    let mut got = d.slots();
+    got.sort_unstable();
+    assert_eq!(got, want.iter().copied().collect::<Vec<_>>());
+    let Dependents::Many { len, .. } = d else {
+        unreachable!("a bitmap above")
+    };
+    assert_eq!(len, want.len());
+}
+
+#[test]
+fn a_gateway_change_reaches_every_route_of_a_large_shared_next_hop_set() {
+    let mut rib = two_ports();
+    let mut model = Model::default();
+    // More routes through one shared next-hop list than a set of dependents holds.
+    let n = Dependents::FEW as u32 + 500;
+    let target = via("192.0.2.2");
+    let prefixes: Vec<IpNet> = (0..n)
+        .map(|i| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap()))
+        .collect();
+    for p in &prefixes {
+        rib.upsert(*p, stat(0, 1, target.clone())).unwrap();
+    }
+    rib.remove(prefixes[7], Protocol::Static, 0);
+    model.apply_all(&drain(&mut rib)).unwrap();
+    assert_eq!(rib.stats().selected_v4 as u32, n - 1 + 4);
+    // The gateway's interface goes down: every route through it goes, then comes back.
+    rib.set_interface(1, iface("eth0", false, &["192.0.2.1/24", "2001:db8::1/64"]))
+        .unwrap();
+    model.apply_all(&drain(&mut rib)).unwrap();
+    assert!(prefixes.iter().all(|p| selected(&rib, &p.to_string()).is_none()));
+    rib.set_interface(1, iface("eth0", true, &["192.0.2.1/24", "2001:db8::1/64"]))
+        .unwrap();
+    model.apply_all(&drain(&mut rib)).unwrap();
+    for (i, p) in prefixes.iter().enumerate() {
+        assert_eq!(selected(&rib, &p.to_string()).is_some(), i != 7, "{p}");
+    }
+    assert_model_matches(&rib, &model);
+}

@@ -415,20 +415,31 @@ impl FibWriter {
     /// trie once (a full table loads this way in one pass). Stops at the first invalid change;
     /// the changes before it are applied. Returns how many changes were applied.
     pub fn apply(&mut self, changes: impl IntoIterator<Item = RouteChange>) -> Result<usize, FibError> {
+        let result = self.stage_all(changes);
+        self.commit();
+        result
+    }
+
+    /// As [`FibWriter::apply`], but nothing is published: readers see these changes (and any
+    /// staged before) only at the next [`FibWriter::publish_staged`] or other update. Staging
+    /// several batches before publishing rebuilds each touched part of the trie once for all.
+    pub fn stage_all(&mut self, changes: impl IntoIterator<Item = RouteChange>) -> Result<usize, FibError> {
         let mut n = 0;
-        let mut result = Ok(());
         for (index, c) in changes.into_iter().enumerate() {
             if let Err(e) = self.stage(c) {
-                result = Err(FibError::Batch {
+                return Err(FibError::Batch {
                     index,
                     error: Box::new(e),
                 });
-                break;
             }
             n += 1;
         }
+        Ok(n)
+    }
+
+    /// Builds and publishes the route changes staged by [`FibWriter::stage_all`].
+    pub fn publish_staged(&mut self) {
         self.commit();
-        result.map(|()| n)
     }
 
     /// The group of exactly this prefix.
