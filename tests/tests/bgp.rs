@@ -214,6 +214,9 @@ fn wait_route(t: &Topology, prefix: &str, want: Option<(&str, &str)>) {
         };
         ok.then_some(())
     });
+    // The RIB has it; traffic follows once the engine has applied it too (within a burst of
+    // changes the engine publishes them together, tens of ms later).
+    t.ctl(&["fib", "wait", "--timeout", "30"]);
 }
 
 fn wait_established(t: &Topology, addrs: &[&str]) {
