@@ -52,7 +52,11 @@ pub enum ServiceError {
 /// of a table's routes takes tens of ms to apply).
 const BATCH: usize = 65_536;
 
-/// Within a burst of records, route changes are published at least this often.
+/// A poll bringing fewer records than this is published at once, with whatever was queued:
+/// only a table's worth of changes waits to be applied together.
+const LARGE: usize = 1024;
+
+/// Within a burst of large polls, route changes are published at least this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(300);
 
 /// A pause this long without records ends a burst: what is staged is published.
@@ -110,12 +114,12 @@ impl Service {
     /// thread with the programmer between batches, at least every 2 ms (the data plane's slow
     /// path).
     ///
-    /// Records that arrive after a quiet spell are applied and published at once. Within a
-    /// burst (a table being loaded), route changes are queued batch after batch and applied
-    /// together, in prefix order, every [`PUBLISH_EVERY`] and when the burst ends
-    /// ([`BURST_GAP`] without records): far fewer trie entries touched and rebuilt per route
-    /// (a full table in the sender's order: about half the writer's CPU). The applied
-    /// sequence number is published with the routes, never before.
+    /// Records that arrive after a quiet spell, or a few at a time, are applied and published
+    /// at once. Within a burst of large polls (a table being loaded), route changes are queued
+    /// poll after poll and applied together, in prefix order, every [`PUBLISH_EVERY`] and when
+    /// the burst ends ([`BURST_GAP`] without records): far fewer trie entries touched and
+    /// rebuilt per route (a full table in the sender's order: about half the writer's CPU).
+    /// The applied sequence number is published with the routes, never before.
     pub fn run(&mut self, stop: &AtomicBool, mut tick: impl FnMut(&mut Programmer)) {
         let mut batch: Vec<RawRecord> = Vec::with_capacity(BATCH);
         let mut idle = Duration::from_micros(50);
@@ -136,7 +140,7 @@ impl Service {
                 taken = p.apply_staged(&batch);
                 self.consumer.release();
                 let due = staged_since.is_some_and(|t| now.duration_since(t) >= PUBLISH_EVERY);
-                if !in_burst || due || !p.has_staged() {
+                if !in_burst || n < LARGE || due || !p.has_staged() {
                     p.commit_routes();
                     staged_since = None;
                     self.publish(&p);

@@ -617,15 +617,11 @@ impl Speaker {
                     .unwrap_or_else(|| Arc::clone(&only.received));
                 let nh = attrs.next_hop.addr;
                 let reachable = only.peer == LOCAL || Self::cost(next_hops, rib, nh).is_some();
-                reachable.then(|| {
-                    (
-                        Best {
-                            peer: only.peer,
-                            attrs,
-                        },
-                        Hops::One(nh),
-                    )
-                })
+                let best = Best {
+                    peer: only.peer,
+                    attrs,
+                };
+                reachable.then_some((best, Hops::One(nh)))
             }
             _ => {
                 let paths: Vec<&Path> = dest.paths.iter().filter(|x| x.accepted.is_some()).collect();
