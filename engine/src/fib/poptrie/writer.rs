@@ -52,7 +52,45 @@ struct ShadowNode {
     changed_slots: u64,
     /// The inherited value the live form was built with.
     default: u32,
+    /// [`leaf_fingerprint`] of the live form's leaves (node or compact root). A rebuild whose
+    /// leaves have another fingerprint knows they changed without reading the old block, a
+    /// cache miss on every update to a random part of the table.
+    leaf_sum: u32,
     live: Live,
+}
+
+/// A cheap hash of a leaf sequence: different fingerprints mean different leaves (equal ones
+/// are confirmed by comparing the blocks). The products are independent, so it costs about
+/// one cycle per leaf.
+fn leaf_fingerprint(leaves: &[u32]) -> u32 {
+    let h = leaves.iter().enumerate().fold(0u64, |h, (i, &v)| {
+        h.wrapping_add((u64::from(v) | (i as u64) << 32).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    });
+    (h >> 32) as u32 ^ h as u32
+}
+
+/// Slots whose value differs from the slot before (slot 0 always starts a run): the leaf
+/// bitmap of a node without children. Branch-free, so it costs a few cycles per slot.
+fn run_starts(vals: &[u32; SLOTS]) -> u64 {
+    let mut starts = 1u64;
+    for (j, pair) in vals.windows(2).enumerate() {
+        starts |= u64::from(pair[0] != pair[1]) << (j + 1);
+    }
+    starts
+}
+
+/// The leaf bitmap of a node with children (`vector`): the non-child slots whose value differs
+/// from the previous non-child slot.
+fn run_starts_between_children(vals: &[u32; SLOTS], vector: u64) -> u64 {
+    let mut starts = 0u64;
+    let mut prev: Option<u32> = None;
+    for (j, &v) in vals.iter().enumerate() {
+        if vector & (1 << j) == 0 && prev != Some(v) {
+            starts |= 1 << j;
+            prev = Some(v);
+        }
+    }
+    starts
 }
 
 impl ShadowNode {
@@ -66,6 +104,7 @@ impl ShadowNode {
             // A new node has never been built: every slot must be computed.
             changed_slots: u64::MAX,
             default: NO_ROUTE,
+            leaf_sum: 0,
             live: Live::Leaf(NO_ROUTE),
         }
     }
@@ -342,35 +381,37 @@ impl Builder {
             Live::Leaf(_) | Live::Compact { .. } => None,
         };
 
-        let first = vals[0];
-        if vector == 0 && vals.iter().all(|&v| v == first) {
-            self.release(node.live);
-            return Live::Leaf(first);
-        }
-
         // Leaves, compressed: one entry per run of equal values among the non-child slots.
-        let mut leafvec = 0u64;
+        let leafvec = if vector == 0 {
+            let starts = run_starts(&vals);
+            if starts == 1 {
+                self.release(node.live);
+                return Live::Leaf(vals[0]);
+            }
+            starts
+        } else {
+            run_starts_between_children(&vals, vector)
+        };
         let mut leaves = [0u32; SLOTS];
         let mut n = 0usize;
-        let mut prev: Option<u32> = None;
-        for (j, &v) in vals.iter().enumerate() {
-            if vector & (1 << j) != 0 {
-                continue;
+        let mut bits = leafvec;
+        while bits != 0 {
+            let j = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let (Some(l), Some(v)) = (leaves.get_mut(n), vals.get(j)) {
+                *l = *v;
             }
-            if prev != Some(v) {
-                leafvec |= 1 << j;
-                if let Some(l) = leaves.get_mut(n) {
-                    *l = v;
-                }
-                n += 1;
-                prev = Some(v);
-            }
+            n += 1;
         }
         let leaves = leaves.get(..n).unwrap_or(&[]);
+        let old_sum = node.leaf_sum;
+        let sum = leaf_fingerprint(leaves);
+        node.leaf_sum = sum;
         if root && vector == 0 {
             // A childless root goes into one compact block named by the direct entry.
             if let Live::Compact { leafvec: lv, start } = old_live {
                 if lv == leafvec
+                    && old_sum == sum
                     && leaves
                         .iter()
                         .enumerate()
@@ -388,7 +429,9 @@ impl Builder {
             self.release(old_live);
         }
         let base0 = match old {
-            Some(r) if r.leafvec == leafvec && self.leaf_block_equals(r.base0, leaves) => r.base0,
+            Some(r) if r.leafvec == leafvec && old_sum == sum && self.leaf_block_equals(r.base0, leaves) => {
+                r.base0
+            }
             _ => {
                 if let Some(r) = old {
                     self.leaves
@@ -453,21 +496,30 @@ impl Builder {
     }
 }
 
+/// The writer's state for one direct-array entry, kept together (16 bytes) because an update
+/// to a random part of the table misses the cache on every separate array it touches.
+#[derive(Debug)]
+struct Entry {
+    /// Shadow subtree below the entry.
+    root: Option<Box<ShadowNode>>,
+    /// The value of the longest top route covering the entry: what its subtree inherits ...
+    top_val: u32,
+    /// ... and 1 + that route's length (0: none).
+    top_len: u8,
+    /// Queued in `dirty` for the next commit.
+    queued: bool,
+}
+
 /// The single writer of one family's trie.
 #[derive(Debug)]
 pub struct TrieWriter<K: Key> {
     build: Builder,
-    /// Shadow subtree per direct-array entry.
-    roots: Vec<Option<Box<ShadowNode>>>,
+    entries: Vec<Entry>,
     /// Routes no longer than `DIRECT_BITS`, by (network, length).
     top_routes: HashMap<(K, u8), u32>,
-    /// Per direct entry: 1 + length of the longest top route covering it (0: none) ...
-    top_len: Vec<u8>,
-    /// ... and its value: what the entry's subtree inherits.
-    top_val: Vec<u32>,
     routes: usize,
+    /// Entries changed since the last commit.
     dirty: Vec<u32>,
-    dirty_mark: Vec<bool>,
     _key: PhantomData<K>,
 }
 
@@ -487,13 +539,17 @@ impl<K: Key> TrieWriter<K> {
                 compact: BlockAllocator::new(0),
                 epoch: 0,
             },
-            roots: (0..entries).map(|_| None).collect(),
+            entries: (0..entries)
+                .map(|_| Entry {
+                    root: None,
+                    top_val: NO_ROUTE,
+                    top_len: 0,
+                    queued: false,
+                })
+                .collect(),
             top_routes: HashMap::new(),
-            top_len: vec![0; entries],
-            top_val: vec![NO_ROUTE; entries],
             routes: 0,
             dirty: Vec::new(),
-            dirty_mark: vec![false; entries],
             _key: PhantomData,
         };
         (w, cell)
@@ -519,7 +575,7 @@ impl<K: Key> TrieWriter<K> {
         if len <= K::DIRECT_BITS {
             return self.top_routes.get(&(bits, len as u8)).copied();
         }
-        let mut node = self.roots.get(bits.top())?.as_deref()?;
+        let mut node = self.entries.get(bits.top())?.root.as_deref()?;
         let mut off = K::DIRECT_BITS;
         loop {
             if len <= off + STRIDE {
@@ -537,9 +593,9 @@ impl<K: Key> TrieWriter<K> {
     }
 
     fn mark(&mut self, e: usize) {
-        if let Some(m) = self.dirty_mark.get_mut(e) {
-            if !*m {
-                *m = true;
+        if let Some(entry) = self.entries.get_mut(e) {
+            if !entry.queued {
+                entry.queued = true;
                 self.dirty.push(e as u32);
             }
         }
@@ -560,10 +616,10 @@ impl<K: Key> TrieWriter<K> {
             let start = bits.top();
             let count = 1usize << (K::DIRECT_BITS - len);
             for e in start..start + count {
-                if let (Some(tl), Some(tv)) = (self.top_len.get_mut(e), self.top_val.get_mut(e)) {
-                    if u32::from(*tl) <= len + 1 {
-                        *tl = (len + 1) as u8;
-                        *tv = value;
+                if let Some(entry) = self.entries.get_mut(e) {
+                    if u32::from(entry.top_len) <= len + 1 {
+                        entry.top_len = (len + 1) as u8;
+                        entry.top_val = value;
                         self.mark(e);
                     }
                 }
@@ -571,10 +627,12 @@ impl<K: Key> TrieWriter<K> {
             return prev;
         }
         let e = bits.top();
-        let Some(slot) = self.roots.get_mut(e) else {
+        let Some(entry) = self.entries.get_mut(e) else {
             return prev;
         };
-        let mut node: &mut ShadowNode = slot.get_or_insert_with(|| Box::new(ShadowNode::new_dirty()));
+        let mut node: &mut ShadowNode = entry
+            .root
+            .get_or_insert_with(|| Box::new(ShadowNode::new_dirty()));
         let mut off = K::DIRECT_BITS;
         loop {
             node.dirty = true;
@@ -620,10 +678,10 @@ impl<K: Key> TrieWriter<K> {
             let start = bits.top();
             let count = 1usize << (K::DIRECT_BITS - len);
             for e in start..start + count {
-                if let (Some(tl), Some(tv)) = (self.top_len.get_mut(e), self.top_val.get_mut(e)) {
-                    if u32::from(*tl) == len + 1 {
-                        *tl = flen;
-                        *tv = fval;
+                if let Some(entry) = self.entries.get_mut(e) {
+                    if u32::from(entry.top_len) == len + 1 {
+                        entry.top_len = flen;
+                        entry.top_val = fval;
                         self.mark(e);
                     }
                 }
@@ -631,7 +689,7 @@ impl<K: Key> TrieWriter<K> {
             return Some(prev);
         }
         let e = bits.top();
-        let Some(Some(root)) = self.roots.get_mut(e) else {
+        let Some(Entry { root: Some(root), .. }) = self.entries.get_mut(e) else {
             return Some(prev);
         };
         let mut node: &mut ShadowNode = root;
@@ -666,8 +724,8 @@ impl<K: Key> TrieWriter<K> {
         let dirty = std::mem::take(&mut self.dirty);
         for &e in &dirty {
             self.publish_entry(e as usize);
-            if let Some(m) = self.dirty_mark.get_mut(e as usize) {
-                *m = false;
+            if let Some(entry) = self.entries.get_mut(e as usize) {
+                entry.queued = false;
             }
         }
         let n = dirty.len();
@@ -677,8 +735,13 @@ impl<K: Key> TrieWriter<K> {
     }
 
     fn publish_entry(&mut self, e: usize) {
-        let default = self.top_val.get(e).copied().unwrap_or(NO_ROUTE);
-        let Some(slot) = self.roots.get_mut(e) else { return };
+        let Some(Entry {
+            root: slot, top_val, ..
+        }) = self.entries.get_mut(e)
+        else {
+            return;
+        };
+        let default = *top_val;
         let live = match slot.as_deref_mut() {
             None => Live::Leaf(default),
             Some(root) => {
@@ -764,8 +827,8 @@ impl<K: Key> TrieWriter<K> {
         for (k, l, v) in top {
             f(k, u32::from(l), v);
         }
-        for (e, root) in self.roots.iter().enumerate() {
-            if let Some(root) = root {
+        for (e, entry) in self.entries.iter().enumerate() {
+            if let Some(root) = &entry.root {
                 visit(root, K::from_top(e), K::DIRECT_BITS, &mut f);
             }
         }
