@@ -379,18 +379,24 @@ impl FibWriter {
         self.finish_update();
     }
 
-    /// Ends an update: later views see it; reclaims memory now and then.
+    /// Ends an update (readers already see it: it was published by its stores); reclaims
+    /// memory now and then.
     fn finish_update(&mut self) {
-        self.shared.qsbr.advance();
         self.since_reclaim += 1;
         if self.since_reclaim >= RECLAIM_EVERY || self.v4.pending_blocks() + self.v6.pending_blocks() > 4096 {
             self.reclaim();
         }
     }
 
-    /// Returns every block no reader can still hold to the free lists.
+    /// Advances the epoch, then returns every block no reader can still hold to the free lists.
+    /// The epoch only orders reclamation, so it advances here rather than after every update:
+    /// blocks retired since the last advance share one tag and become reusable together once
+    /// every reader has started a view after this advance (a later `reclaim`). Advancing per
+    /// update made every reader's next view miss on the epoch's cache line, and the writer
+    /// wait for it.
     pub fn reclaim(&mut self) {
         self.since_reclaim = 0;
+        self.shared.qsbr.advance();
         let safe = self.shared.qsbr.safe_epoch();
         self.v4.reclaim(safe);
         self.v6.reclaim(safe);

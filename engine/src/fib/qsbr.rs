@@ -6,9 +6,10 @@
 //!
 //! Ordering argument (all memory is atomics, so there is no undefined behaviour even if this were
 //! wrong; what it buys is that no lookup ever sees a half-updated trie):
-//! - The writer publishes an update with a release store into the direct array (or a group
-//!   entry), then [`Domain::advance`]s the epoch from `E` to `E + 1`; blocks unlinked by that
-//!   update were retired with tag `E`.
+//! - The writer publishes updates with release stores into the direct array (or group
+//!   entries), then, before it next reclaims, [`Domain::advance`]s the epoch from `E` to
+//!   `E + 1`; blocks unlinked by those updates were retired with tag `E`. (Several updates may
+//!   share an epoch: the advance comes after all of their stores.)
 //! - A reader starting a view loads the epoch (acquire) and stores it into its slot (release),
 //!   then loads the direct array. If it read `E + 1` it synchronises with the advance, so it sees
 //!   the new direct entries and cannot reach the unlinked blocks. If it read `E` or less, its slot
