@@ -760,9 +760,13 @@ impl<K: Key> TrieWriter<K> {
             return;
         };
         let default = *top_val;
+        // What the direct entry was built from: a node entry holds exactly this record, so
+        // comparing with it spares reading the old record back (a cache miss).
+        let mut before = Live::Leaf(NO_ROUTE);
         let live = match slot.as_deref_mut() {
             None => Live::Leaf(default),
             Some(root) => {
+                before = root.live;
                 if root.dirty || root.default != default {
                     root.live = self.build.rebuild(root, default, true);
                 }
@@ -781,7 +785,11 @@ impl<K: Key> TrieWriter<K> {
             Live::Leaf(v) => LEAF_FLAG | v,
             Live::Compact { start, .. } => COMPACT_FLAG | start,
             Live::Node(rec) => {
-                if old_is_node && self.build.read_node(old) == rec {
+                debug_assert!(
+                    !(old_is_node && before == live) || self.build.read_node(old) == rec,
+                    "a node direct entry differs from the root it was built from"
+                );
+                if old_is_node && before == live {
                     old
                 } else {
                     let i = self.build.alloc_nodes(1);
