@@ -623,7 +623,7 @@ impl State {
                     .bgp
                     .as_mut()
                     .ok_or_else(|| anyhow::anyhow!("BGP is not enabled"))?;
-                Reply::ok(bgp.routes(prefix, limit))
+                Reply::ok(bgp.routes(&self.rib, prefix, limit))
             }
             Request::BgpReset { address } => {
                 let bgp = self

@@ -117,6 +117,8 @@ pub struct Programmer {
     ports: BTreeMap<u32, PortSpec>,
     assembler: GroupAssembler,
     routes: Vec<RouteChange>,
+    /// Scratch for [`sort_by_prefix`], kept between bursts.
+    order: SortScratch,
     /// Route changes staged in the FIB but not yet published.
     staged: bool,
     last_seq: Option<u64>,
@@ -124,6 +126,42 @@ pub struct Programmer {
     /// Resolved neighbours (control port, address) -> MAC, from the data plane's neighbour
     /// service; written into every forwarding adjacency toward that next hop.
     neighbors: HashMap<(u16, IpAddr), [u8; 6]>,
+}
+
+/// Buffers of [`sort_by_prefix`].
+#[derive(Debug, Default)]
+pub struct SortScratch {
+    v4: Vec<(u64, u32)>,
+    v6: Vec<(u128, u64)>,
+    out: Vec<RouteChange>,
+}
+
+/// Sorts route changes by prefix (as `Prefix` orders them: IPv4 first, then network bits, then
+/// length), two changes of one prefix kept in their order. A burst holds up to a table's worth
+/// of changes: sorting compact keys with their positions (8 + 4 or 16 + 8 bytes, an unstable
+/// sort made stable by the position) and then moving each change once is several times faster
+/// than a stable sort of the changes themselves.
+pub fn sort_by_prefix(changes: &mut Vec<RouteChange>, scratch: &mut SortScratch) {
+    let SortScratch { v4, v6, out } = scratch;
+    v4.clear();
+    v6.clear();
+    for (i, c) in changes.iter().enumerate() {
+        let i = i as u32;
+        match c {
+            RouteChange::Set(p, _) | RouteChange::Remove(p) => match p {
+                Prefix::V4(n) => v4.push((u64::from(n.bits()) << 8 | u64::from(n.len()), i)),
+                Prefix::V6(n) => v6.push((n.bits(), u64::from(n.len()) << 32 | u64::from(i))),
+            },
+        }
+    }
+    v4.sort_unstable();
+    v6.sort_unstable();
+    out.clear();
+    out.reserve(changes.len());
+    out.extend(v4.iter().map(|&(_, i)| changes[i as usize]));
+    out.extend(v6.iter().map(|&(_, li)| changes[(li & 0xFFFF_FFFF) as usize]));
+    std::mem::swap(changes, out);
+    out.clear();
 }
 
 fn to_prefix(net: ipnet::IpNet) -> Result<Prefix, FibError> {
@@ -161,6 +199,7 @@ impl Programmer {
             ports: BTreeMap::new(),
             assembler: GroupAssembler::default(),
             routes: Vec::with_capacity(4096),
+            order: SortScratch::default(),
             staged: false,
             last_seq: None,
             stats: ProgrammerStats::default(),
@@ -355,10 +394,7 @@ impl Programmer {
         let mut changes = std::mem::take(&mut self.routes);
         // In prefix order, consecutive changes fall under the same trie entries (a table comes
         // in the sender's order, random for the trie): several times faster to stage and build.
-        // Stable, so that two changes of one prefix keep their order.
-        changes.sort_by_key(|c| match *c {
-            RouteChange::Set(p, _) | RouteChange::Remove(p) => p,
-        });
+        sort_by_prefix(&mut changes, &mut self.order);
         let mut start = 0;
         while start < changes.len() {
             match self
@@ -770,6 +806,55 @@ mod tests {
             })
             .collect();
         Delta::group_chunks(id, &m).collect()
+    }
+
+    #[test]
+    fn changes_sort_by_prefix_as_a_stable_sort_would() {
+        let net = |s: &str| {
+            let n: ipnet::IpNet = s.parse().unwrap();
+            to_prefix(n).unwrap()
+        };
+        let g = |i| GroupId::new(i).unwrap();
+        let mut changes = vec![
+            RouteChange::Set(net("2001:db8::/32"), g(1)),
+            RouteChange::Set(net("10.0.0.0/8"), g(1)),
+            RouteChange::Remove(net("::/0")),
+            RouteChange::Set(net("10.0.0.0/16"), g(2)),
+            RouteChange::Remove(net("10.0.0.0/8")),
+            RouteChange::Set(net("0.0.0.0/0"), g(3)),
+            RouteChange::Set(net("255.255.255.255/32"), g(3)),
+            RouteChange::Set(net("10.0.0.0/8"), g(4)),
+            RouteChange::Set(net("2001:db8::/32"), g(2)),
+            RouteChange::Set(net("2001:db8::/48"), g(2)),
+            RouteChange::Set(net("::/0"), g(5)),
+        ];
+        let mut want = changes.clone();
+        want.sort_by_key(|c| match *c {
+            RouteChange::Set(p, _) | RouteChange::Remove(p) => p,
+        });
+        let mut scratch = SortScratch::default();
+        sort_by_prefix(&mut changes, &mut scratch);
+        assert_eq!(changes, want);
+        // The three changes of 10.0.0.0/8, in the order they came.
+        assert_eq!(
+            changes[1..4],
+            [
+                RouteChange::Set(net("10.0.0.0/8"), g(1)),
+                RouteChange::Remove(net("10.0.0.0/8")),
+                RouteChange::Set(net("10.0.0.0/8"), g(4)),
+            ]
+        );
+        // The scratch is reused.
+        let mut again = want.clone();
+        again.reverse();
+        sort_by_prefix(&mut again, &mut scratch);
+        assert_eq!(again.len(), want.len());
+        assert!(again.windows(2).all(|w| {
+            let key = |c: &RouteChange| match *c {
+                RouteChange::Set(p, _) | RouteChange::Remove(p) => p,
+            };
+            key(&w[0]) <= key(&w[1])
+        }));
     }
 
     fn route(p: &str, g: u32) -> Delta {

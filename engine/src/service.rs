@@ -62,6 +62,58 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(300);
 /// A pause this long without records ends a burst: what is staged is published.
 const BURST_GAP: Duration = Duration::from_millis(30);
 
+/// When the writer loop publishes what it staged (see [`Service::run`]).
+#[derive(Debug, Default)]
+struct Burst {
+    /// When the last records were done with (applied, staged or published). A pause that ends
+    /// a burst is time the ring stayed empty, not time spent on what it held: publishing a
+    /// large batch takes longer than [`BURST_GAP`], and the records that came meanwhile
+    /// belong to the same burst (counting from the poll made every poll after a long publish
+    /// look like a new burst, published at once: a table then went out in dozens of costly
+    /// publishes instead of three).
+    last_records: Option<Instant>,
+    /// When the oldest unpublished change was taken.
+    staged_since: Option<Instant>,
+}
+
+impl Burst {
+    fn in_burst(&self, now: Instant) -> bool {
+        self.last_records
+            .is_some_and(|t| now.duration_since(t) < BURST_GAP)
+    }
+
+    /// A poll at `now` brought `n` records, now applied (`has_staged`: route changes wait to
+    /// be published); true when they must be published at once.
+    fn publish_now(&mut self, now: Instant, n: usize, has_staged: bool) -> bool {
+        let due = self
+            .staged_since
+            .is_some_and(|t| now.duration_since(t) >= PUBLISH_EVERY);
+        if !self.in_burst(now) || n < LARGE || due || !has_staged {
+            self.staged_since = None;
+            true
+        } else {
+            self.staged_since.get_or_insert(now);
+            false
+        }
+    }
+
+    /// The records of the last poll are done with at `now`.
+    fn done(&mut self, now: Instant) {
+        self.last_records = Some(now);
+    }
+
+    /// A poll at `now` found nothing: true when what is staged must be published (the burst
+    /// ended).
+    fn idle_publish(&mut self, now: Instant) -> bool {
+        if self.staged_since.is_some() && !self.in_burst(now) {
+            self.staged_since = None;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// The running service. Dropping it does not stop it; call [`Service::run`] on the writer
 /// thread until `stop` is set.
 #[derive(Debug)]
@@ -124,38 +176,30 @@ impl Service {
         let mut batch: Vec<RawRecord> = Vec::with_capacity(BATCH);
         let mut idle = Duration::from_micros(50);
         let mut last_beat = Instant::now();
-        // When records last came, when the oldest unpublished change was taken, and the
-        // sequence number of the last record taken.
-        let mut last_records: Option<Instant> = None;
-        let mut staged_since: Option<Instant> = None;
+        let mut burst = Burst::default();
+        // The sequence number of the last record taken.
         let mut taken = 0u64;
         while !stop.load(Ordering::Relaxed) {
             batch.clear();
             let n = self.consumer.poll(&mut batch, BATCH);
             let now = Instant::now();
-            let in_burst = last_records.is_some_and(|t| now.duration_since(t) < BURST_GAP);
             if n > 0 {
-                last_records = Some(now);
                 let mut p = lock(&self.programmer);
                 taken = p.apply_staged(&batch);
                 self.consumer.release();
-                let due = staged_since.is_some_and(|t| now.duration_since(t) >= PUBLISH_EVERY);
-                if !in_burst || n < LARGE || due || !p.has_staged() {
+                if burst.publish_now(now, n, p.has_staged()) {
                     p.commit_routes();
-                    staged_since = None;
                     self.publish(&p);
                     self.consumer.commit(taken);
-                } else {
-                    staged_since.get_or_insert(now);
                 }
                 drop(p);
+                burst.done(Instant::now());
                 idle = Duration::from_micros(50);
                 tick(&mut lock(&self.programmer));
             } else {
-                if staged_since.is_some() && !in_burst {
+                if burst.idle_publish(now) {
                     let mut p = lock(&self.programmer);
                     p.commit_routes();
-                    staged_since = None;
                     self.publish(&p);
                     self.consumer.commit(taken);
                 }
@@ -348,5 +392,43 @@ pub fn answer(req: &EngineRequest, programmer: &Mutex<Programmer>) -> EngineRepl
                 })
                 .collect(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_published_every_period_and_at_its_end_not_after_each_long_publish() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut b = Burst::default();
+        // The first poll of a burst is published at once.
+        assert!(b.publish_now(ms(0), 4096, true));
+        b.done(ms(1));
+        // Large polls within the burst are staged.
+        assert!(!b.publish_now(ms(2), 4096, true));
+        b.done(ms(3));
+        for t in (20..=280).step_by(20) {
+            assert!(!b.publish_now(ms(t), 65_536, true), "staged at {t} ms");
+            b.done(ms(t + 1));
+        }
+        // Due after PUBLISH_EVERY since the oldest staged change; the publish takes 250 ms.
+        assert!(b.publish_now(ms(302), 65_536, true));
+        b.done(ms(552));
+        // The ring filled meanwhile: still the same burst, staged.
+        assert!(!b.publish_now(ms(553), 65_536, true));
+        b.done(ms(560));
+        // A short pause does not end it; BURST_GAP without records does.
+        assert!(!b.idle_publish(ms(570)));
+        assert!(b.idle_publish(ms(591)));
+        assert!(!b.idle_publish(ms(600)), "nothing staged is left");
+        // A small poll, or one without route changes, is published at once even in a burst.
+        assert!(b.publish_now(ms(601), 65_536, true));
+        b.done(ms(602));
+        assert!(b.publish_now(ms(603), LARGE - 1, true));
+        b.done(ms(604));
+        assert!(b.publish_now(ms(605), 65_536, false));
     }
 }

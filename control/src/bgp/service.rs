@@ -805,6 +805,8 @@ impl BgpService {
             let cease = fsm::Cease::AdministrativeShutdown;
             self.event(i, now, Event::ManualStop { cease, text: None }, Some(rib));
         }
+        // The networks we originate, and anything a session left behind.
+        self.speaker.release_all(rib);
     }
 
     pub fn summary(&self, now: Instant) -> Summary {
@@ -899,7 +901,7 @@ impl BgpService {
     }
 
     /// Every path of `prefix`, or of every prefix (up to `limit`) when `None`.
-    pub fn routes(&mut self, prefix: Option<IpNet>, limit: usize) -> Vec<PathEntry> {
+    pub fn routes(&mut self, rib: &Rib, prefix: Option<IpNet>, limit: usize) -> Vec<PathEntry> {
         let prefixes = match prefix {
             Some(p) => vec![p],
             None => self.speaker.prefixes(),
@@ -909,7 +911,7 @@ impl BgpService {
             if out.len() >= limit {
                 break;
             }
-            for v in self.speaker.paths(&p) {
+            for v in self.speaker.paths(rib, &p) {
                 let a = &v.attrs;
                 out.push(PathEntry {
                     prefix: p,
@@ -1162,7 +1164,9 @@ export = "all"
         p.tick(t0);
         assert_eq!(bgp_route(&mut p.x.rib, "203.0.113.0/24"), Some(Protocol::Ebgp));
         assert_eq!(bgp_route(&mut p.y.rib, "198.51.100.0/24"), Some(Protocol::Ebgp));
-        let paths = p.y.svc.routes(Some("198.51.100.0/24".parse().unwrap()), 10);
+        let paths =
+            p.y.svc
+                .routes(&p.y.rib, Some("198.51.100.0/24".parse().unwrap()), 10);
         assert_eq!(paths.len(), 1);
         assert_eq!(
             (paths[0].as_path.as_str(), paths[0].next_hop),

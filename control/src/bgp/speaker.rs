@@ -34,7 +34,7 @@ use ipnet::IpNet;
 
 use super::decision::{self, Candidate, DecisionConfig, PathKind, PathSource, Scratch, Step};
 use super::types::{Asn, Community, Family, NextHop, PathAttributes};
-use crate::rib::{NextHopSpec, Protocol, Rib, Route, Target};
+use crate::rib::{NextHopSpec, Protocol, Rib, Route, Slot, Target};
 
 /// Index of a peer in the speaker; [`LOCAL`] is the speaker itself (originated networks).
 pub type PeerIdx = u16;
@@ -158,8 +158,10 @@ struct Path {
 }
 
 /// Everything about one prefix: every peer's path, and which BGP route the RIB has for it.
+/// Unused (a free slot) while it has no path.
 #[derive(Debug, Default)]
 struct Dest {
+    prefix: IpNet,
     paths: PathList,
     installed: Option<Protocol>,
 }
@@ -221,54 +223,69 @@ impl PathList {
     }
 }
 
-/// Every destination: a map from prefix to a slot, the destinations in a vector. The map's
-/// entries stay small (a million of them are rehashed as a table grows) and a destination is
-/// written where the previous one was, not at a random place.
+/// Every destination, at the RIB's slot for its prefix ([`Rib::pin`]): the RIB's index is the
+/// only one, so a received prefix costs one lookup (the RIB's), and the RIB route of a
+/// destination is changed through its slot without a second one. A destination pins its slot
+/// while it has paths (also paths the import policy rejected, which the RIB never sees).
 #[derive(Debug, Default)]
 struct Dests {
-    index: FastMap<IpNet, u32>,
-    slots: Vec<Dest>,
-    free: Vec<u32>,
+    by_slot: Vec<Dest>,
+    len: usize,
 }
 
 impl Dests {
     fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 
-    fn get(&self, prefix: &IpNet) -> Option<&Dest> {
-        self.slots.get(*self.index.get(prefix)? as usize)
+    fn at(&self, slot: Slot) -> Option<&Dest> {
+        self.by_slot.get(slot.index()).filter(|d| !d.paths.is_empty())
     }
 
-    fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut Dest> {
-        self.slots.get_mut(*self.index.get(prefix)? as usize)
+    fn at_mut(&mut self, slot: Slot) -> Option<&mut Dest> {
+        self.by_slot.get_mut(slot.index()).filter(|d| !d.paths.is_empty())
     }
 
-    /// The destination of `prefix`, a new empty one if there was none.
-    fn get_or_default(&mut self, prefix: IpNet) -> &mut Dest {
-        let (slots, free) = (&mut self.slots, &mut self.free);
-        let i = *self.index.entry(prefix).or_insert_with(|| {
-            free.pop().unwrap_or_else(|| {
-                slots.push(Dest::default());
-                u32::try_from(slots.len() - 1).unwrap_or(u32::MAX)
-            })
-        });
-        &mut self.slots[i as usize]
+    /// The slot and destination of `prefix`, if it has paths.
+    fn get(&self, rib: &Rib, prefix: &IpNet) -> Option<(Slot, &Dest)> {
+        let slot = rib.slot(prefix)?;
+        self.at(slot).map(|d| (slot, d))
     }
 
-    fn remove(&mut self, prefix: &IpNet) {
-        if let Some(i) = self.index.remove(prefix) {
-            self.slots[i as usize] = Dest::default();
-            self.free.push(i);
+    /// The slot of `prefix`, pinned, with its destination (empty if new, to be given a path at
+    /// once). `None` for a prefix the RIB refuses (host bits set; the codec clears them).
+    fn hold(&mut self, rib: &mut Rib, prefix: IpNet) -> Option<(Slot, &mut Dest)> {
+        let slot = rib.pin(prefix).ok()?;
+        let i = slot.index();
+        if i >= self.by_slot.len() {
+            self.by_slot.resize_with(i + 1, Dest::default);
+        }
+        let dest = &mut self.by_slot[i];
+        if dest.paths.is_empty() {
+            dest.prefix = prefix;
+            dest.installed = None;
+            self.len += 1;
+        }
+        Some((slot, dest))
+    }
+
+    /// Frees the destination at `slot` if it has no path left (after its RIB route is gone).
+    fn release_if_empty(&mut self, rib: &mut Rib, slot: Slot) {
+        if let Some(d) = self.by_slot.get_mut(slot.index()) {
+            if d.paths.is_empty() {
+                *d = Dest::default();
+                self.len -= 1;
+                rib.unpin(slot);
+            }
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&IpNet, &Dest)> {
-        self.index.iter().map(|(k, &i)| (k, &self.slots[i as usize]))
-    }
-
-    fn keys(&self) -> impl Iterator<Item = &IpNet> {
-        self.index.keys()
+    fn iter(&self) -> impl Iterator<Item = (Slot, &Dest)> {
+        self.by_slot
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.paths.is_empty())
+            .map(|(i, d)| (Slot::from_index(i), d))
     }
 }
 
@@ -405,7 +422,7 @@ impl Speaker {
         self.dests
             .iter()
             .filter(|(_, d)| d.paths.iter().any(|x| x.peer == p))
-            .map(|(k, _)| *k)
+            .map(|(_, d)| d.prefix)
             .collect()
     }
 
@@ -419,8 +436,8 @@ impl Speaker {
         for prefix in self.prefixes_of(p) {
             let received = self
                 .dests
-                .get(&prefix)
-                .and_then(|d| d.paths.iter().find(|x| x.peer == p))
+                .get(rib, &prefix)
+                .and_then(|(_, d)| d.paths.iter().find(|x| x.peer == p))
                 .map(|x| Arc::clone(&x.received));
             if let Some(r) = received {
                 self.receive_one(p, rib, prefix, Some(&r));
@@ -455,6 +472,27 @@ impl Speaker {
         let peer = &mut self.peers[usize::from(p)];
         peer.received = 0;
         peer.accepted = 0;
+    }
+
+    /// The speaker stops (BGP disabled or restarted): every route it put in the RIB is removed
+    /// and every RIB slot it pinned released, whatever state its sessions are in.
+    pub fn release_all(&mut self, rib: &mut Rib) {
+        for (i, d) in std::mem::take(&mut self.dests.by_slot).into_iter().enumerate() {
+            if d.paths.is_empty() {
+                continue;
+            }
+            let slot = Slot::from_index(i);
+            if let Some(protocol) = d.installed {
+                rib.remove_at(slot, protocol, RIB_ID);
+            }
+            rib.unpin(slot);
+        }
+        self.dests = Dests::default();
+        self.networks.clear();
+        for peer in &mut self.peers {
+            peer.received = 0;
+            peer.accepted = 0;
+        }
     }
 
     pub fn is_up(&self, p: PeerIdx) -> bool {
@@ -534,9 +572,11 @@ impl Speaker {
     /// the import policy lets through changed.
     fn receive_one(&mut self, p: PeerIdx, rib: &mut Rib, prefix: IpNet, attrs: Option<&Arc<PathAttributes>>) {
         let accepted = attrs.and_then(|a| self.import(p, &prefix, a));
-        let (d_received, d_accepted, changed) = match attrs {
+        let (slot, d_received, d_accepted, changed) = match attrs {
             Some(a) => {
-                let dest = self.dests.get_or_default(prefix);
+                let Some((slot, dest)) = self.dests.hold(rib, prefix) else {
+                    return;
+                };
                 match dest.paths.iter_mut().find(|x| x.peer == p) {
                     Some(path) => {
                         path.received = Arc::clone(a);
@@ -547,7 +587,7 @@ impl Speaker {
                         };
                         let d = isize::from(accepted.is_some()) - isize::from(path.accepted.is_some());
                         path.accepted = accepted;
-                        (0, d, !same)
+                        (slot, 0, d, !same)
                     }
                     None => {
                         let d = isize::from(accepted.is_some());
@@ -556,12 +596,15 @@ impl Speaker {
                             received: Arc::clone(a),
                             accepted,
                         });
-                        (1, d, d != 0)
+                        (slot, 1, d, d != 0)
                     }
                 }
             }
             None => {
-                let Some(dest) = self.dests.get_mut(&prefix) else {
+                let Some(slot) = rib.slot(&prefix) else {
+                    return;
+                };
+                let Some(dest) = self.dests.at_mut(slot) else {
                     return;
                 };
                 let Some(i) = dest.paths.iter().position(|x| x.peer == p) else {
@@ -569,14 +612,14 @@ impl Speaker {
                 };
                 let old = dest.paths.swap_remove(i);
                 let d = -isize::from(old.accepted.is_some());
-                (-1, d, d != 0 || dest.paths.is_empty())
+                (slot, -1, d, d != 0 || dest.paths.is_empty())
             }
         };
         let peer = &mut self.peers[usize::from(p)];
         peer.received = peer.received.saturating_add_signed(d_received);
         peer.accepted = peer.accepted.saturating_add_signed(d_accepted);
         if changed {
-            self.decide(rib, prefix);
+            self.decide(rib, slot);
         }
     }
 
@@ -585,8 +628,9 @@ impl Speaker {
         *next_hops.entry(nh).or_insert_with(|| rib.next_hop_cost(nh))
     }
 
-    /// Runs the decision process for `prefix`, updates the RIB and queues exports.
-    fn decide(&mut self, rib: &mut Rib, prefix: IpNet) {
+    /// Runs the decision process for the destination at `slot`, updates the RIB and queues
+    /// exports; frees the destination if it has no path left.
+    fn decide(&mut self, rib: &mut Rib, slot: Slot) {
         /// The next hops of the best path (and its multipath equals).
         enum Hops {
             One(IpAddr),
@@ -602,9 +646,10 @@ impl Speaker {
             scratch,
             ..
         } = self;
-        let Some(dest) = dests.get_mut(&prefix) else {
+        let Some(dest) = dests.by_slot.get_mut(slot.index()) else {
             return;
         };
+        let prefix = dest.prefix;
         let mut eligible = dest.paths.iter().filter(|x| x.accepted.is_some());
         let mut chosen: Option<(Best, Hops)> = match (eligible.next(), eligible.next()) {
             (None, _) => None,
@@ -669,7 +714,7 @@ impl Speaker {
             _ => None,
         };
         if let Some(old) = dest.installed.filter(|old| Some(*old) != want) {
-            rib.remove(prefix, old, RIB_ID);
+            rib.remove_at(slot, old, RIB_ID);
         }
         if let (Some(protocol), Some((_, hops))) = (want, chosen.as_mut()) {
             let target = match hops {
@@ -699,8 +744,8 @@ impl Speaker {
             };
             // A route the RIB refuses (a full id space) stays out of the FIB; the RIB counts
             // it, and BGP keeps the path for when room comes back.
-            let _ = rib.upsert(
-                prefix,
+            let _ = rib.upsert_at(
+                slot,
                 Route {
                     protocol,
                     id: RIB_ID,
@@ -710,11 +755,8 @@ impl Speaker {
                 },
             );
         }
-        if dest.paths.is_empty() {
-            dests.remove(&prefix);
-        } else {
-            dest.installed = want;
-        }
+        dest.installed = want;
+        dests.release_if_empty(rib, slot);
         let best = chosen.map(|(b, _)| b);
         self.export_prefix(prefix, best.as_ref());
     }
@@ -733,7 +775,7 @@ impl Speaker {
         if changed.is_empty() {
             return 0;
         }
-        let affected: Vec<IpNet> = self
+        let affected: Vec<Slot> = self
             .dests
             .iter()
             .filter(|(_, d)| {
@@ -743,10 +785,10 @@ impl Speaker {
                         .is_some_and(|a| changed.contains(&a.next_hop.addr))
                 })
             })
-            .map(|(k, _)| *k)
+            .map(|(slot, _)| slot)
             .collect();
-        for prefix in &affected {
-            self.decide(rib, *prefix);
+        for &slot in &affected {
+            self.decide(rib, slot);
         }
         affected.len()
     }
@@ -760,11 +802,11 @@ impl Speaker {
 
     /// Queues every best path for peer `p` (session up, or its export policy changed).
     fn export_all(&mut self, p: PeerIdx) {
-        let prefixes: Vec<IpNet> = self.dests.keys().copied().collect();
+        let dests: Vec<(Slot, IpNet)> = self.dests.iter().map(|(slot, d)| (slot, d.prefix)).collect();
         let mut advertised: FastSet<IpNet> = self.peers[usize::from(p)].adj_out.keys().copied().collect();
-        for prefix in prefixes {
+        for (slot, prefix) in dests {
             advertised.remove(&prefix);
-            let best = self.best_of(&prefix);
+            let best = self.best_of(slot);
             self.export_to(p, prefix, best.as_ref());
         }
         for prefix in advertised {
@@ -773,8 +815,8 @@ impl Speaker {
     }
 
     /// The best path of a prefix, decided again from the cached next-hop costs.
-    fn best_of(&mut self, prefix: &IpNet) -> Option<Best> {
-        let dest = self.dests.get(prefix)?;
+    fn best_of(&mut self, slot: Slot) -> Option<Best> {
+        let dest = self.dests.at(slot)?;
         let paths: Vec<&Path> = dest.paths.iter().filter(|x| x.accepted.is_some()).collect();
         let cands: Vec<Candidate<'_>> = paths
             .iter()
@@ -931,8 +973,8 @@ impl Speaker {
     }
 
     /// Every accepted path of `prefix` with the decision's verdict on it, best first.
-    pub fn paths(&mut self, prefix: &IpNet) -> Vec<PathView> {
-        let Some(dest) = self.dests.get(prefix) else {
+    pub fn paths(&mut self, rib: &Rib, prefix: &IpNet) -> Vec<PathView> {
+        let Some((_, dest)) = self.dests.get(rib, prefix) else {
             return Vec::new();
         };
         let paths: Vec<&Path> = dest.paths.iter().filter(|x| x.accepted.is_some()).collect();
@@ -977,7 +1019,7 @@ impl Speaker {
             .dests
             .iter()
             .filter(|(_, d)| d.paths.iter().any(|x| x.accepted.is_some()))
-            .map(|(k, _)| *k)
+            .map(|(_, d)| d.prefix)
             .collect();
         v.sort();
         v
@@ -1209,7 +1251,7 @@ mod tests {
             installed(&mut rib, "198.51.100.0/24"),
             Some((Protocol::Ebgp, vec![ip("192.0.2.3")]))
         );
-        let paths = s.paths(&p);
+        let paths = s.paths(&rib, &p);
         assert!(paths[0].best && paths[0].peer == Some(ip("192.0.2.3")));
         assert_eq!(paths[1].step, Some(Step::AsPathLength));
         // B is not told about its own best path; it hears about A's once it withdraws its own.
@@ -1362,7 +1404,10 @@ mod tests {
             installed(&mut rib, "203.0.113.0/24"),
             Some((Protocol::Ebgp, vec![ip("192.0.2.2")]))
         );
-        assert_eq!(s.paths(&net("203.0.113.0/24"))[0].attrs.local_pref, Some(250));
+        assert_eq!(
+            s.paths(&rib, &net("203.0.113.0/24"))[0].attrs.local_pref,
+            Some(250)
+        );
     }
 
     #[test]
@@ -1399,7 +1444,7 @@ mod tests {
             .unwrap();
         assert_eq!(installed(&mut rib, "203.0.113.0/24"), None);
         assert!(sent(&mut s, a).is_empty());
-        assert_eq!(s.paths(&p)[0].step, Some(Step::NextHopUnreachable));
+        assert_eq!(s.paths(&rib, &p)[0].step, Some(Step::NextHopUnreachable));
         // An IGP (here static) route to the next hop appears.
         rib.upsert(
             net("198.18.0.0/15"),
@@ -1504,24 +1549,102 @@ mod tests {
         assert_eq!(l.swap_remove(0).peer, 13);
         assert!(l.is_empty());
 
+        let mut rib = rib();
         let mut d = Dests::default();
         let (a, b) = (net("198.51.100.0/24"), net("2001:db8::/32"));
-        d.get_or_default(a).paths.push(path(1));
-        d.get_or_default(b).paths.push(path(2));
-        d.get_or_default(a).paths.push(path(3));
+        let hold = |d: &mut Dests, rib: &mut Rib, n: IpNet| d.hold(rib, n).map(|(slot, _)| slot).unwrap();
+        let sa = hold(&mut d, &mut rib, a);
+        d.by_slot[sa.index()].paths.push(path(1));
+        let sb = hold(&mut d, &mut rib, b);
+        d.by_slot[sb.index()].paths.push(path(2));
+        assert_eq!(hold(&mut d, &mut rib, a), sa);
+        d.by_slot[sa.index()].paths.push(path(3));
         assert_eq!(d.len(), 2);
-        assert_eq!(peers(&d.get(&a).unwrap().paths), [1, 3]);
-        d.remove(&a);
-        assert!(d.get(&a).is_none() && d.get_mut(&a).is_none());
+        assert_eq!(peers(&d.get(&rib, &a).unwrap().1.paths), [1, 3]);
+        // The slot is the RIB's for the prefix, and the RIB keeps it through drains although
+        // it has no route there.
+        assert_eq!(rib.slot(&a), Some(sa));
+        drain(&mut rib);
+        assert_eq!(rib.prefix_at(sa), Some(a));
+        // Emptied and released: the RIB frees the slot at its next drain.
+        d.by_slot[sa.index()].paths = PathList::default();
+        d.release_if_empty(&mut rib, sa);
+        assert_eq!(d.len(), 1);
+        assert!(d.get(&rib, &a).is_none() && d.at(sa).is_none());
+        drain(&mut rib);
+        assert_eq!(rib.slot(&a), None);
         // A new destination reuses the slot, empty.
         let c = net("203.0.113.0/24");
-        assert!(d.get_or_default(c).paths.is_empty());
-        assert_eq!(d.slots.len(), 2);
-        assert_eq!(peers(&d.get(&b).unwrap().paths), [2]);
-        let mut keys: Vec<IpNet> = d.keys().copied().collect();
+        let (sc, dc) = d.hold(&mut rib, c).unwrap();
+        assert!(dc.paths.is_empty() && dc.prefix == c);
+        assert_eq!(sc, sa);
+        dc.paths.push(path(4));
+        assert_eq!(peers(&d.get(&rib, &b).unwrap().1.paths), [2]);
+        let mut keys: Vec<IpNet> = d.iter().map(|(_, x)| x.prefix).collect();
         keys.sort();
         assert_eq!(keys, [c, b]);
-        assert_eq!(d.iter().count(), 2);
+        // A prefix with host bits is refused (the codec never produces one).
+        assert!(d.hold(&mut rib, net("203.0.113.1/24")).is_none());
+        assert_eq!(d.len(), 2);
+    }
+
+    /// Whether the RIB still has a slot for `prefix` after a drain (a pin or a route keeps one).
+    fn has_slot(rib: &mut Rib, prefix: &str) -> bool {
+        drain(rib);
+        rib.slot(&net(prefix)).is_some()
+    }
+
+    #[test]
+    fn rib_slots_are_pinned_while_paths_exist_and_released_after() {
+        let (mut rib, mut s) = (rib(), speaker());
+        let [a, b, _, _] = four(&mut s);
+        let mut sp = spec("192.0.2.3", 64502);
+        sp.import = Filter::None;
+        s.update_peer(&mut rib, b, sp);
+        let (p, q, r) = (
+            net("198.51.100.0/24"),
+            net("203.0.113.0/24"),
+            net("2001:db8:77::/48"),
+        );
+        s.receive(a, &mut rib, &[], &[(p, attrs(&[64501], "192.0.2.2"))])
+            .unwrap();
+        // Rejected by B's import policy: in the Adj-RIB-In only, its slot pinned all the same.
+        s.receive(b, &mut rib, &[], &[(q, attrs(&[64502], "192.0.2.3"))])
+            .unwrap();
+        s.set_networks(&mut rib, &[r]);
+        assert!(has_slot(&mut rib, "198.51.100.0/24") && has_slot(&mut rib, "203.0.113.0/24"));
+        assert!(has_slot(&mut rib, "2001:db8:77::/48"));
+        assert_eq!(installed(&mut rib, "203.0.113.0/24"), None);
+        assert_eq!((s.counts(b).received, s.counts(b).accepted), (1, 0));
+        assert_eq!(s.prefix_count(), 3);
+        // Withdrawn, or its peer gone: slot freed.
+        s.receive(a, &mut rib, &[p], &[]).unwrap();
+        assert!(!has_slot(&mut rib, "198.51.100.0/24"));
+        s.peer_down(b, &mut rib);
+        assert!(!has_slot(&mut rib, "203.0.113.0/24"));
+        // A prefix the RIB also has from another protocol keeps that route when BGP lets go.
+        rib.upsert(
+            p,
+            Route {
+                protocol: Protocol::Static,
+                id: 1,
+                distance: 1,
+                metric: 0,
+                target: Target::Blackhole,
+            },
+        )
+        .unwrap();
+        s.receive(a, &mut rib, &[], &[(p, attrs(&[64501], "192.0.2.2"))])
+            .unwrap();
+        assert_eq!(s.paths(&rib, &p).len(), 1);
+        // Stopping the speaker removes its routes and releases every slot, networks included.
+        s.release_all(&mut rib);
+        assert_eq!(s.prefix_count(), 0);
+        assert!(!has_slot(&mut rib, "2001:db8:77::/48"));
+        assert!(has_slot(&mut rib, "198.51.100.0/24"));
+        assert_eq!(installed(&mut rib, "198.51.100.0/24"), None);
+        assert_eq!(rib.stats().per_protocol[Protocol::Ebgp as usize], 0);
+        assert!(s.paths(&rib, &p).is_empty());
     }
 
     #[test]

@@ -4,11 +4,16 @@
 //! Why it is built this way:
 //!
 //! - **Storage.** Prefix entries live in a slab (`Vec<Entry>`, 64 bytes each, the single
-//!   candidate inline) and two `prefix_trie::PrefixMap`s (tree bitmaps, a few bytes per prefix)
-//!   map a prefix to its slot. One trie serves exact lookups, longest-prefix match for
-//!   resolution and `lookup`, and "more specifics" for `routes`, so no second index (a hash map
-//!   plus an LPM structure) has to be kept in step. Slots are `u32`, so dependency sets cost four
-//!   bytes per route instead of an 18-byte `IpNet`.
+//!   candidate inline) and one hash map per family maps a prefix to its slot ([`PrefixIndex`],
+//!   12 or 24 bytes per prefix). Exact lookups, the work of every route change, cost one probe
+//!   into it; a full table arrives in random order, where a trie walk (tried before: a tree
+//!   bitmap) costs a few cache misses per prefix, about twice the hash map's time. Longest-
+//!   prefix match (recursive resolution, `lookup`, BGP next hops: per next hop, not per
+//!   route) probes the prefix lengths present, longest first, as BIRD does over its hash of
+//!   networks; "more specifics" for `routes` walk the map (a CLI query). Slots are `u32`, so
+//!   dependency sets cost four bytes per route instead of an 18-byte `IpNet`. A protocol may
+//!   pin a slot ([`Rib::pin`]) and keep its own per-prefix state in a side table indexed by
+//!   it: BGP does, so a received prefix is looked up once, not in an index of its own too.
 //! - **Interning.** A route's next hops are stored once per distinct set (a "target"); a route
 //!   holds its index. Groups (sorted resolved member lists) and adjacencies are interned with
 //!   reference counts. 1.06 million static routes via a few gateways thus cost one entry each
@@ -54,6 +59,24 @@ pub use types::{
     RouteFilter, RouteView, Target,
 };
 
+/// A prefix's place in the RIB, handed out by [`Rib::pin`] to a protocol that indexes its own
+/// per-prefix state by it (the BGP speaker), so that a prefix is looked up once per change
+/// instead of once in the protocol's index and again in the RIB's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slot(u32);
+
+impl Slot {
+    /// A dense index (slots are reused after being freed), for a side table in a `Vec`.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The slot at a dense index, for a protocol walking its side table of pinned slots.
+    pub(crate) fn from_index(i: usize) -> Self {
+        Self(u32::try_from(i).unwrap_or(u32::MAX))
+    }
+}
+
 /// Adjacency ids the engine accepts from the control process: `0..ADJACENCY_LIMIT`.
 pub const ADJACENCY_LIMIT: u32 = xroute_common::delta::MAX_ADJACENCIES;
 /// Group ids the engine accepts from the control process: `1..=GROUP_LIMIT`.
@@ -80,6 +103,9 @@ const UNRESOLVED: u8 = 8;
 const HELD: u8 = 16;
 /// Changed outcome once in this drain (further changes are counted in `flaps`).
 const CHANGED: u8 = 32;
+/// An index outside the RIB refers to this slot ([`Rib::pin`]): it is not freed, so that the
+/// slot keeps naming its prefix.
+const PINNED: u8 = 64;
 
 const T_BLACKHOLE: u32 = 0;
 const T_UNREACHABLE: u32 = 1;
@@ -189,6 +215,118 @@ impl Dependents {
                 out
             }
         }
+    }
+}
+
+/// A hash map with a fast keyed hasher (foldhash, seeded per process): prefixes come from
+/// peers, so the key keeps them from choosing collisions; SipHash would cost more than the
+/// rest of a lookup.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Prefix to slot, per family, with how many prefixes each length has so that a longest-
+/// prefix match probes only the lengths present (about 25 for IPv4, 40 for IPv6 on the real
+/// table), longest first.
+#[derive(Debug, Default)]
+struct PrefixIndex {
+    v4: FastMap<Ipv4Net, u32>,
+    v6: FastMap<Ipv6Net, u32>,
+    lens_v4: LengthCounts<33>,
+    lens_v6: LengthCounts<129>,
+}
+
+/// Prefixes per length, and a bitmap of the lengths in use.
+#[derive(Debug)]
+struct LengthCounts<const N: usize> {
+    count: [u32; N],
+    /// Bit `l` set: some prefix has length `l`.
+    used: [u64; 3],
+}
+
+impl<const N: usize> Default for LengthCounts<N> {
+    fn default() -> Self {
+        Self {
+            count: [0; N],
+            used: [0; 3],
+        }
+    }
+}
+
+impl<const N: usize> LengthCounts<N> {
+    fn add(&mut self, len: u8) {
+        let l = usize::from(len);
+        self.count[l] += 1;
+        self.used[l / 64] |= 1 << (l % 64);
+    }
+
+    fn sub(&mut self, len: u8) {
+        let l = usize::from(len);
+        self.count[l] -= 1;
+        if self.count[l] == 0 {
+            self.used[l / 64] &= !(1 << (l % 64));
+        }
+    }
+
+    /// The lengths in use up to `max`, longest first.
+    fn down_from(&self, max: u8) -> impl Iterator<Item = u8> + '_ {
+        (0..=max)
+            .rev()
+            .filter(|&l| self.used[usize::from(l) / 64] & (1 << (l % 64)) != 0)
+    }
+}
+
+impl PrefixIndex {
+    fn get(&self, prefix: &IpNet) -> Option<u32> {
+        match prefix {
+            IpNet::V4(n) => self.v4.get(n).copied(),
+            IpNet::V6(n) => self.v6.get(n).copied(),
+        }
+    }
+
+    fn get_or_insert_with(&mut self, prefix: IpNet, new: impl FnOnce() -> u32) -> u32 {
+        match prefix {
+            IpNet::V4(n) => *self.v4.entry(n).or_insert_with(|| {
+                self.lens_v4.add(n.prefix_len());
+                new()
+            }),
+            IpNet::V6(n) => *self.v6.entry(n).or_insert_with(|| {
+                self.lens_v6.add(n.prefix_len());
+                new()
+            }),
+        }
+    }
+
+    fn remove(&mut self, prefix: &IpNet) {
+        match prefix {
+            IpNet::V4(n) => {
+                if self.v4.remove(n).is_some() {
+                    self.lens_v4.sub(n.prefix_len());
+                }
+            }
+            IpNet::V6(n) => {
+                if self.v6.remove(n).is_some() {
+                    self.lens_v6.sub(n.prefix_len());
+                }
+            }
+        }
+    }
+
+    /// The prefixes covering `addr` and their slots, longest first.
+    fn covering(&self, addr: IpAddr) -> Box<dyn Iterator<Item = (IpNet, u32)> + '_> {
+        match addr {
+            IpAddr::V4(a) => Box::new(self.lens_v4.down_from(32).filter_map(move |l| {
+                let n = Ipv4Net::new(a, l).ok()?.trunc();
+                self.v4.get(&n).map(|&s| (IpNet::V4(n), s))
+            })),
+            IpAddr::V6(a) => Box::new(self.lens_v6.down_from(128).filter_map(move |l| {
+                let n = Ipv6Net::new(a, l).ok()?.trunc();
+                self.v6.get(&n).map(|&s| (IpNet::V6(n), s))
+            })),
+        }
+    }
+
+    /// Every slot in use, in no particular order.
+    fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.v4.values().chain(self.v6.values()).copied()
     }
 }
 
@@ -380,8 +518,7 @@ enum Resolution {
 pub struct Rib {
     entries: Vec<Entry>,
     entry_free: Vec<u32>,
-    v4: PrefixMap<Ipv4Net, u32>,
-    v6: PrefixMap<Ipv6Net, u32>,
+    index: PrefixIndex,
     dirty: Vec<u32>,
     touched: Vec<u32>,
     /// Slots whose selected route could not get ids; retried when ids are freed.
@@ -440,8 +577,7 @@ impl Rib {
         Self {
             entries: Vec::new(),
             entry_free: Vec::new(),
-            v4: PrefixMap::new(),
-            v6: PrefixMap::new(),
+            index: PrefixIndex::default(),
             dirty: Vec::new(),
             touched: Vec::new(),
             failed: BTreeSet::new(),
@@ -538,8 +674,9 @@ impl Rib {
                     weight: 1,
                 }])
             };
+            let slot = self.slot_or_insert(prefix);
             self.put(
-                prefix,
+                slot,
                 Cand {
                     protocol,
                     distance: protocol.default_distance(),
@@ -587,6 +724,21 @@ impl Rib {
         if prefix.trunc() != prefix {
             return Err(RibError::HostBits(prefix));
         }
+        let cand = self.cand(route)?;
+        let slot = self.slot_or_insert(prefix);
+        self.put(slot, cand);
+        Ok(())
+    }
+
+    /// As [`Rib::upsert`] for the prefix of a slot from [`Rib::pin`] (no lookup).
+    pub fn upsert_at(&mut self, slot: Slot, route: Route) -> Result<(), RibError> {
+        let cand = self.cand(route)?;
+        self.put(slot.0, cand);
+        Ok(())
+    }
+
+    /// A route as a candidate, its next hops interned.
+    fn cand(&mut self, route: Route) -> Result<Cand, RibError> {
         if route.protocol.is_derived() {
             return Err(RibError::Derived(route.protocol));
         }
@@ -603,23 +755,58 @@ impl Rib {
                 }
             },
         };
-        self.put(
-            prefix,
-            Cand {
-                protocol: route.protocol,
-                distance: route.distance,
-                id: route.id,
-                metric: route.metric,
-                target,
-            },
-        );
-        Ok(())
+        Ok(Cand {
+            protocol: route.protocol,
+            distance: route.distance,
+            id: route.id,
+            metric: route.metric,
+            target,
+        })
     }
 
     /// Removes the candidate (prefix, protocol, id); false if there was none. Connected and
     /// local routes follow the interfaces and are never removed here.
     pub fn remove(&mut self, prefix: IpNet, protocol: Protocol, id: u32) -> bool {
         !protocol.is_derived() && self.remove_cand(prefix, protocol, id)
+    }
+
+    /// As [`Rib::remove`] for the prefix of a slot from [`Rib::pin`] (no lookup).
+    pub fn remove_at(&mut self, slot: Slot, protocol: Protocol, id: u32) -> bool {
+        !protocol.is_derived() && self.remove_cand_at(slot.0, protocol, id)
+    }
+
+    /// The slot of `prefix` (created if the RIB has none), kept until [`Rib::unpin`] even
+    /// while the prefix has no candidate: a protocol keeps its per-prefix state (BGP: every
+    /// peer's paths, also those its policy rejected) in a side table indexed by the slot,
+    /// instead of a second index of a million prefixes. A slot has one pin: one protocol per
+    /// RIB may index by slots (BGP).
+    pub fn pin(&mut self, prefix: IpNet) -> Result<Slot, RibError> {
+        if prefix.trunc() != prefix {
+            return Err(RibError::HostBits(prefix));
+        }
+        let slot = self.slot_or_insert(prefix);
+        self.entries[slot as usize].flags |= PINNED;
+        Ok(Slot(slot))
+    }
+
+    /// Ends [`Rib::pin`]: the slot is freed at the next drain if nothing else uses it, and may
+    /// then name another prefix.
+    pub fn unpin(&mut self, slot: Slot) {
+        if let Some(e) = self.entries.get_mut(slot.index()) {
+            e.flags &= !PINNED;
+            // Through the drain, which frees unused slots among those it touched.
+            self.mark(slot.0);
+        }
+    }
+
+    /// The slot of `prefix`, if the RIB has one.
+    pub fn slot(&self, prefix: &IpNet) -> Option<Slot> {
+        self.slot_of(prefix).map(Slot)
+    }
+
+    /// The prefix a slot names (`None` past the slots in use).
+    pub fn prefix_at(&self, slot: Slot) -> Option<IpNet> {
+        self.entries.get(slot.index()).map(|e| e.prefix)
     }
 
     /// Keeps only the routes of `protocol` for which `keep(prefix, id)` holds (configuration
@@ -676,16 +863,13 @@ impl Rib {
     }
 
     fn slot_of(&self, prefix: &IpNet) -> Option<u32> {
-        match prefix {
-            IpNet::V4(n) => self.v4.get(n).copied(),
-            IpNet::V6(n) => self.v6.get(n).copied(),
-        }
+        self.index.get(prefix)
     }
 
-    /// The slot of `prefix`, a new one if it has none (one walk down the trie either way).
+    /// The slot of `prefix`, a new one if it has none (one hash probe either way).
     fn slot_or_insert(&mut self, prefix: IpNet) -> u32 {
         let (entries, free) = (&mut self.entries, &mut self.entry_free);
-        let mut new_slot = || match free.pop() {
+        self.index.get_or_insert_with(prefix, || match free.pop() {
             Some(s) => {
                 entries[s as usize] = Entry::new(prefix);
                 s
@@ -694,15 +878,10 @@ impl Rib {
                 entries.push(Entry::new(prefix));
                 (entries.len() - 1) as u32
             }
-        };
-        match prefix {
-            IpNet::V4(n) => *self.v4.entry(n).or_insert_with(&mut new_slot),
-            IpNet::V6(n) => *self.v6.entry(n).or_insert_with(&mut new_slot),
-        }
+        })
     }
 
-    fn put(&mut self, prefix: IpNet, cand: Cand) {
-        let slot = self.slot_or_insert(prefix);
+    fn put(&mut self, slot: u32, cand: Cand) {
         let old = self.entries[slot as usize].cands.upsert(cand);
         if old == Some(cand) {
             return;
@@ -719,6 +898,10 @@ impl Rib {
         let Some(slot) = self.slot_of(&prefix) else {
             return false;
         };
+        self.remove_cand_at(slot, protocol, id)
+    }
+
+    fn remove_cand_at(&mut self, slot: u32, protocol: Protocol, id: u32) -> bool {
         let Some(old) = self.entries[slot as usize].cands.remove(protocol, id) else {
             return false;
         };
@@ -947,21 +1130,10 @@ impl Rib {
 
     /// Longest selected prefix covering `addr`, other than `exclude`.
     fn lpm_selected(&self, addr: IpAddr, exclude: Option<IpNet>) -> Option<u32> {
-        let usable = |p: IpNet, s: u32| Some(p) != exclude && self.entries[s as usize].selected().is_some();
-        match addr {
-            IpAddr::V4(a) => self
-                .v4
-                .cover(&Ipv4Net::from(a))
-                .filter(|&(p, &s)| usable(IpNet::V4(p), s))
-                .last()
-                .map(|(_, &s)| s),
-            IpAddr::V6(a) => self
-                .v6
-                .cover(&Ipv6Net::from(a))
-                .filter(|&(p, &s)| usable(IpNet::V6(p), s))
-                .last()
-                .map(|(_, &s)| s),
-        }
+        self.index
+            .covering(addr)
+            .find(|&(p, s)| Some(p) != exclude && self.entries[s as usize].selected().is_some())
+            .map(|(_, s)| s)
     }
 
     /// Resolves a gateway from scratch through the selected routes. `stack` holds the gateways
@@ -1456,11 +1628,11 @@ impl Rib {
 
         for slot in touched {
             let e = &self.entries[slot as usize];
-            if matches!(e.cands, Cands::None) && e.programmed == 0 && e.flags & (DIRTY | TOUCHED) == 0 {
-                match e.prefix {
-                    IpNet::V4(n) => self.v4.remove(&n),
-                    IpNet::V6(n) => self.v6.remove(&n),
-                };
+            if matches!(e.cands, Cands::None)
+                && e.programmed == 0
+                && e.flags & (DIRTY | TOUCHED | PINNED) == 0
+            {
+                self.index.remove(&e.prefix);
                 self.entries[slot as usize] = Entry::new(e.prefix);
                 self.entry_free.push(slot);
             }
@@ -1512,23 +1684,8 @@ impl Rib {
             let e = &self.entries[s as usize];
             e.programmed != 0 && e.selected().is_some()
         };
-        let slot = match addr {
-            IpAddr::V4(a) => {
-                self.v4
-                    .cover(&Ipv4Net::from(a))
-                    .filter(|&(_, &s)| installed(s))
-                    .last()?
-                    .1
-            }
-            IpAddr::V6(a) => {
-                self.v6
-                    .cover(&Ipv6Net::from(a))
-                    .filter(|&(_, &s)| installed(s))
-                    .last()?
-                    .1
-            }
-        };
-        let e = &self.entries[*slot as usize];
+        let (_, slot) = self.index.covering(addr).find(|&(_, s)| installed(s))?;
+        let e = &self.entries[slot as usize];
         let c = e.selected()?;
         Some((e.prefix, self.view(e, c)))
     }
@@ -1538,11 +1695,7 @@ impl Rib {
     /// hop is unreachable, or it is one of the router's own addresses). BGP routes are skipped
     /// so that a BGP path never depends on another BGP path (no resolution loops).
     pub fn next_hop_cost(&self, addr: IpAddr) -> Option<u32> {
-        let slots: Vec<u32> = match addr {
-            IpAddr::V4(a) => self.v4.cover(&Ipv4Net::from(a)).map(|(_, &s)| s).collect(),
-            IpAddr::V6(a) => self.v6.cover(&Ipv6Net::from(a)).map(|(_, &s)| s).collect(),
-        };
-        for &slot in slots.iter().rev() {
+        for (_, slot) in self.index.covering(addr) {
             let e = &self.entries[slot as usize];
             if e.programmed == 0 {
                 continue;
@@ -1580,23 +1733,12 @@ impl Rib {
         let keyed = |s: u32| (prefix_order(&self.entries[s as usize].prefix), s);
         let newer = |k: &((u8, u128, u8), u32)| after.is_none_or(|a| k.0 > a);
         let mut slots: Vec<((u8, u128, u8), u32)> = match filter.prefix {
-            None => self
-                .v4
-                .values()
-                .chain(self.v6.values())
-                .map(|&s| keyed(s))
-                .filter(newer)
-                .collect(),
-            Some(IpNet::V4(n)) if filter.longer => self
-                .v4
-                .children(&n)
-                .map(|(_, &s)| keyed(s))
-                .filter(newer)
-                .collect(),
-            Some(IpNet::V6(n)) if filter.longer => self
-                .v6
-                .children(&n)
-                .map(|(_, &s)| keyed(s))
+            None => self.index.slots().map(keyed).filter(newer).collect(),
+            Some(n) if filter.longer => self
+                .index
+                .slots()
+                .filter(|&s| n.contains(&self.entries[s as usize].prefix))
+                .map(keyed)
                 .filter(newer)
                 .collect(),
             Some(p) => self.slot_of(&p).into_iter().map(keyed).filter(newer).collect(),

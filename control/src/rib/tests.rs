@@ -1181,3 +1181,61 @@ fn a_gateway_change_reaches_every_route_of_a_large_shared_next_hop_set() {
     }
     assert_model_matches(&rib, &model);
 }
+
+#[test]
+fn the_prefix_index_matches_longest_first_over_the_lengths_in_use() {
+    let mut idx = PrefixIndex::default();
+    let nets = [
+        "0.0.0.0/0",
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "10.1.2.3/32",
+        "::/0",
+        "2001:db8::/32",
+        "2001:db8::1/128",
+    ];
+    for (i, n) in nets.iter().enumerate() {
+        assert_eq!(idx.get_or_insert_with(net(n), || i as u32), i as u32);
+    }
+    // Present already: the closure is not called.
+    assert_eq!(idx.get_or_insert_with(net("10.0.0.0/8"), || unreachable!()), 1);
+    let cover = |idx: &PrefixIndex, a: &str| {
+        idx.covering(ip(a))
+            .map(|(p, s)| (p.to_string(), s))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cover(&idx, "10.1.2.3"),
+        [
+            ("10.1.2.3/32".into(), 3),
+            ("10.1.0.0/16".into(), 2),
+            ("10.0.0.0/8".into(), 1),
+            ("0.0.0.0/0".into(), 0)
+        ]
+    );
+    assert_eq!(cover(&idx, "192.0.2.1"), [("0.0.0.0/0".to_string(), 0)]);
+    assert_eq!(
+        cover(&idx, "2001:db8::1"),
+        [
+            ("2001:db8::1/128".into(), 6),
+            ("2001:db8::/32".into(), 5),
+            ("::/0".into(), 4)
+        ]
+    );
+    // Removing the last prefix of a length stops the probes at it; others stay.
+    idx.remove(&net("10.1.0.0/16"));
+    idx.remove(&net("10.1.0.0/16"));
+    idx.remove(&net("::/0"));
+    assert_eq!(idx.lens_v4.down_from(32).collect::<Vec<_>>(), [32, 8, 0]);
+    assert_eq!(idx.lens_v6.down_from(128).collect::<Vec<_>>(), [128, 32]);
+    assert_eq!(
+        cover(&idx, "10.1.9.9"),
+        [("10.0.0.0/8".into(), 1), ("0.0.0.0/0".into(), 0)]
+    );
+    assert_eq!(cover(&idx, "2001:db9::1"), Vec::<(String, u32)>::new());
+    assert_eq!(idx.get(&net("10.1.2.3/32")), Some(3));
+    assert_eq!(idx.get(&net("10.1.0.0/16")), None);
+    let mut all: Vec<u32> = idx.slots().collect();
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 3, 5, 6]);
+}
