@@ -148,6 +148,24 @@ pub struct PeerCounts {
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
+/// Prefixes whose RIB index entry is requested ahead of the one being processed: a full
+/// table arrives in random order, so each index probe misses the cache, and with the next
+/// few already on their way those misses overlap (docs/decisions.md, "RIB index").
+const PREFETCH_AHEAD: usize = 8;
+
+/// Runs `f` on each prefix in turn, prefetching the RIB index entry `PREFETCH_AHEAD` ahead.
+fn prefetched(rib: &mut Rib, prefixes: &[IpNet], mut f: impl FnMut(&mut Rib, &IpNet)) {
+    for n in prefixes.iter().take(PREFETCH_AHEAD) {
+        rib.prefetch(n);
+    }
+    for (i, n) in prefixes.iter().enumerate() {
+        if let Some(ahead) = prefixes.get(i + PREFETCH_AHEAD) {
+            rib.prefetch(ahead);
+        }
+        f(rib, n);
+    }
+}
+
 /// One peer's path for a prefix: as received (the Adj-RIB-In) and as the import policy left it.
 #[derive(Clone, Debug)]
 struct Path {
@@ -520,10 +538,17 @@ impl Speaker {
         withdrawn: &[IpNet],
         announced: &[(Arc<PathAttributes>, Vec<IpNet>)],
     ) -> Result<(), MaxPrefixes> {
-        let paths = announced
-            .iter()
-            .flat_map(|(a, prefixes)| prefixes.iter().map(move |n| (*n, a)));
-        self.receive_paths(p, rib, withdrawn, paths)
+        prefetched(rib, withdrawn, |rib, prefix| {
+            self.receive_one(p, rib, *prefix, None)
+        });
+        let mut family = None;
+        for (attrs, prefixes) in announced {
+            prefetched(rib, prefixes, |rib, prefix| {
+                family.get_or_insert(Family::of(prefix));
+                self.receive_one(p, rib, *prefix, Some(attrs));
+            });
+        }
+        self.check_max_prefixes(p, family)
     }
 
     fn receive_paths<'a>(
@@ -541,6 +566,10 @@ impl Speaker {
             family.get_or_insert(Family::of(&prefix));
             self.receive_one(p, rib, prefix, Some(attrs));
         }
+        self.check_max_prefixes(p, family)
+    }
+
+    fn check_max_prefixes(&self, p: PeerIdx, family: Option<Family>) -> Result<(), MaxPrefixes> {
         let peer = &self.peers[usize::from(p)];
         match peer.spec.max_prefixes {
             Some(limit) if peer.accepted > limit as usize => Err(MaxPrefixes {

@@ -4,9 +4,10 @@
 //! Why it is built this way:
 //!
 //! - **Storage.** Prefix entries live in a slab (`Vec<Entry>`, 64 bytes each, the single
-//!   candidate inline) and one hash map per family maps a prefix to its slot ([`PrefixIndex`],
-//!   12 or 24 bytes per prefix). Exact lookups, the work of every route change, cost one probe
-//!   into it; a full table arrives in random order, where a trie walk (tried before: a tree
+//!   candidate inline) and one hash table per family maps a prefix to its slot ([`PrefixIndex`],
+//!   16 or 24 bytes per bucket, at most 3/4 full). Exact lookups, the work of every route
+//!   change, cost one probe into it, which a caller holding the next prefixes (an UPDATE's)
+//!   prefetches with [`Rib::prefetch`]; a full table arrives in random order, where a trie walk (tried before: a tree
 //!   bitmap) costs a few cache misses per prefix, about twice the hash map's time. Longest-
 //!   prefix match (recursive resolution, `lookup`, BGP next hops: per next hop, not per
 //!   route) probes the prefix lengths present, longest first, as BIRD does over its hash of
@@ -39,6 +40,7 @@
 //! within one drain (it resolves through itself via a fallback, so no stable state exists) is
 //! held unusable after `MAX_FLAPS` changes until something it depends on changes again.
 
+mod index;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -53,6 +55,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 use xroute_common::delta::{AdjacencyAction, AdjacencySpec, Delta, PortSpec, MAX_GROUP_MEMBERS};
 
+use index::PrefixIndex;
 use tables::{normalize_members, AdjKey, Adjacencies, Groups};
 pub use types::{
     Interface, NextHopSpec, ParseProtocolError, Protocol, ResolvedHop, RibError, RibStats, Route,
@@ -215,118 +218,6 @@ impl Dependents {
                 out
             }
         }
-    }
-}
-
-/// A hash map with a fast keyed hasher (foldhash, seeded per process): prefixes come from
-/// peers, so the key keeps them from choosing collisions; SipHash would cost more than the
-/// rest of a lookup.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// Prefix to slot, per family, with how many prefixes each length has so that a longest-
-/// prefix match probes only the lengths present (about 25 for IPv4, 40 for IPv6 on the real
-/// table), longest first.
-#[derive(Debug, Default)]
-struct PrefixIndex {
-    v4: FastMap<Ipv4Net, u32>,
-    v6: FastMap<Ipv6Net, u32>,
-    lens_v4: LengthCounts<33>,
-    lens_v6: LengthCounts<129>,
-}
-
-/// Prefixes per length, and a bitmap of the lengths in use.
-#[derive(Debug)]
-struct LengthCounts<const N: usize> {
-    count: [u32; N],
-    /// Bit `l` set: some prefix has length `l`.
-    used: [u64; 3],
-}
-
-impl<const N: usize> Default for LengthCounts<N> {
-    fn default() -> Self {
-        Self {
-            count: [0; N],
-            used: [0; 3],
-        }
-    }
-}
-
-impl<const N: usize> LengthCounts<N> {
-    fn add(&mut self, len: u8) {
-        let l = usize::from(len);
-        self.count[l] += 1;
-        self.used[l / 64] |= 1 << (l % 64);
-    }
-
-    fn sub(&mut self, len: u8) {
-        let l = usize::from(len);
-        self.count[l] -= 1;
-        if self.count[l] == 0 {
-            self.used[l / 64] &= !(1 << (l % 64));
-        }
-    }
-
-    /// The lengths in use up to `max`, longest first.
-    fn down_from(&self, max: u8) -> impl Iterator<Item = u8> + '_ {
-        (0..=max)
-            .rev()
-            .filter(|&l| self.used[usize::from(l) / 64] & (1 << (l % 64)) != 0)
-    }
-}
-
-impl PrefixIndex {
-    fn get(&self, prefix: &IpNet) -> Option<u32> {
-        match prefix {
-            IpNet::V4(n) => self.v4.get(n).copied(),
-            IpNet::V6(n) => self.v6.get(n).copied(),
-        }
-    }
-
-    fn get_or_insert_with(&mut self, prefix: IpNet, new: impl FnOnce() -> u32) -> u32 {
-        match prefix {
-            IpNet::V4(n) => *self.v4.entry(n).or_insert_with(|| {
-                self.lens_v4.add(n.prefix_len());
-                new()
-            }),
-            IpNet::V6(n) => *self.v6.entry(n).or_insert_with(|| {
-                self.lens_v6.add(n.prefix_len());
-                new()
-            }),
-        }
-    }
-
-    fn remove(&mut self, prefix: &IpNet) {
-        match prefix {
-            IpNet::V4(n) => {
-                if self.v4.remove(n).is_some() {
-                    self.lens_v4.sub(n.prefix_len());
-                }
-            }
-            IpNet::V6(n) => {
-                if self.v6.remove(n).is_some() {
-                    self.lens_v6.sub(n.prefix_len());
-                }
-            }
-        }
-    }
-
-    /// The prefixes covering `addr` and their slots, longest first.
-    fn covering(&self, addr: IpAddr) -> Box<dyn Iterator<Item = (IpNet, u32)> + '_> {
-        match addr {
-            IpAddr::V4(a) => Box::new(self.lens_v4.down_from(32).filter_map(move |l| {
-                let n = Ipv4Net::new(a, l).ok()?.trunc();
-                self.v4.get(&n).map(|&s| (IpNet::V4(n), s))
-            })),
-            IpAddr::V6(a) => Box::new(self.lens_v6.down_from(128).filter_map(move |l| {
-                let n = Ipv6Net::new(a, l).ok()?.trunc();
-                self.v6.get(&n).map(|&s| (IpNet::V6(n), s))
-            })),
-        }
-    }
-
-    /// Every slot in use, in no particular order.
-    fn slots(&self) -> impl Iterator<Item = u32> + '_ {
-        self.v4.values().chain(self.v6.values()).copied()
     }
 }
 
@@ -797,6 +688,12 @@ impl Rib {
             // Through the drain, which frees unused slots among those it touched.
             self.mark(slot.0);
         }
+    }
+
+    /// Starts loading the index entry of `prefix` so that a [`Rib::pin`] or [`Rib::slot`] of it
+    /// a little later does not wait for memory. Only a hint: it changes no result.
+    pub fn prefetch(&self, prefix: &IpNet) {
+        self.index.prefetch(prefix);
     }
 
     /// The slot of `prefix`, if the RIB has one.
