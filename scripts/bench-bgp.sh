@@ -109,7 +109,15 @@ done
 "${SND[@]}" show route count | grep -q "$TOTAL of $TOTAL" || die "the sender did not load the table: $(tail -3 "$DIR/snd/out")"
 log "sender ready: $("${SND[@]}" show route count | tail -1)"
 
-now() { date +%s.%N; }
+# Clock and pause without a fork (bash 5's EPOCHREALTIME; read -t on a pipe nobody writes to).
+now() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
+exec {NAPFD}<> <(:)
+nap() { read -r -t "$1" -u "$NAPFD" _ || true; }
+# Seconds from $1 to $2 (both from now()). Everything that runs while a receiver takes the table
+# is a bash builtin or awk, never python and no needless fork: the receivers share the machine's
+# two cores with this script, and a python start (160 ms through pyenv's shim here) or a fork per
+# poll would take CPU from the one being measured.
+since() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
 RESULTS=$DIR/results.jsonl
 : >"$RESULTS"
 record() {  # receiver run seconds rss_kib cpu_seconds
@@ -122,17 +130,17 @@ cpu_of() {
     for p in "$@"; do
         t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
     done
-    python3 -c "import os, sys; print(f'{int(sys.argv[1]) / os.sysconf(\"SC_CLK_TCK\"):.2f}')" "$t"
+    awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f\n", t / hz }'
 }
 # Polls "$@" every 50 ms until it prints "done", or TIMEOUT; prints the time it took since $T0.
 until_done() {
-    local deadline=$(( $(date +%s) + TIMEOUT ))
-    while (( $(date +%s) < deadline )); do
+    local deadline=$(( EPOCHSECONDS + TIMEOUT ))
+    while (( EPOCHSECONDS < deadline )); do
         if [[ $("$@" 2>/dev/null) == done ]]; then
-            python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$T0" "$(now)"
+            since "$T0" "$(now)"
             return 0
         fi
-        sleep 0.05
+        nap 0.05
     done
     return 1
 }
@@ -141,26 +149,24 @@ until_done() {
 # (a busy sender answers late; the lag is logged).
 feed_on() {
     "${SND[@]}" enable feed >/dev/null
-    local deadline=$(( $(date +%s) + 60 )) line
+    local deadline=$(( EPOCHSECONDS + 60 )) line
     until line=$("${SND[@]}" show protocols feed | grep Established); do
-        (( $(date +%s) < deadline )) || die "the sender's session did not come up: $("${SND[@]}" show protocols feed | tail -1)"
-        sleep 0.01
+        (( EPOCHSECONDS < deadline )) || die "the sender's session did not come up: $("${SND[@]}" show protocols feed | tail -1)"
+        nap 0.01
     done
     local seen
     seen=$(now)
-    T0=$(python3 -c "
-import datetime, re, sys, time
-m = re.search(r'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)', sys.argv[1])
-if not m:
-    sys.exit('no time in: ' + sys.argv[1])
-t = datetime.datetime.strptime(m.group(1), '%Y-%m-%d %H:%M:%S.%f').timestamp()
-print(f'{min(t, time.time()):.6f}')" "$line") || die "cannot read when the sender's session came up"
-    log "session up; the sender's CLI said so $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$T0" "$seen") s later"
+    local up
+    up=$(grep -oE '[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]+' <<<"$line") \
+        || die "no time in the sender's session line: $line"
+    T0=$(date -d "$up" +%s.%N) || die "cannot read when the sender's session came up: $up"
+    T0=$(awk -v a="$T0" -v b="$seen" 'BEGIN { printf "%.6f\n", (a < b ? a : b) }')
+    log "session up; the sender's CLI said so $(since "$T0" "$seen") s later"
     # BIRD 2.0.12 as a sender leaves its last UPDATE and End-of-RIB queued while its I/O loop
     # sleeps in poll() for up to 3 s (strace: poll(..., 3000) times out, then the last 87-byte
     # UPDATE is written); anything arriving on one of its sockets wakes it. A CLI request every
     # 50 ms keeps it awake for every receiver alike, so that the figures are the receivers'.
-    ( while :; do "${SND[@]}" show status >/dev/null 2>&1; sleep 0.05; done ) &
+    ( while :; do "${SND[@]}" show status >/dev/null 2>&1; nap 0.05; done ) &
     WAKER=$!
     PIDS+=("$WAKER")
 }
@@ -216,9 +222,8 @@ xroute_done() {
             else print accepted + 0 " accepted, " routes + 0 " in the FIB"
         }'
 }
-wanted() { [[ " $RECEIVERS " == *" $1 "* ]]; }
-for run in $(seq 1 "$RUNS"); do
-    wanted xroute || break
+run_xroute() {
+    local run=$1
     ip netns exec "$R" "$BIN/xroute-engine" run --instance bench --shm-dir "$DIR/xr" --run-dir "$DIR/xr/run" >"$DIR/xr/engine.log" 2>&1 &
     EPID=$!
     PIDS+=("$EPID")
@@ -235,11 +240,11 @@ for run in $(seq 1 "$RUNS"); do
     feed_on
     secs=$(until_done xroute_done) || die "xroute did not get the table in ${TIMEOUT}s: $(xroute_done)"
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$CPID/status")
-    cpu=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$cpu0" "$(cpu_of "$CPID" "$EPID")")
+    cpu=$(awk -v a="$cpu0" -v b="$(cpu_of "$CPID" "$EPID")" 'BEGIN { printf "%.2f\n", b - a }')
     record xroute "$run" "$secs" "$rss" "$cpu"
     feed_off
     kill -TERM "$CPID" "$EPID"; wait "$CPID" "$EPID" 2>/dev/null || true
-done
+}
 
 # --- BIRD receiving, no kernel protocol ------------------------------------------------------
 mkdir -p "$DIR/rb"
@@ -261,8 +266,8 @@ bird_done() {
         $1 == "Total:" { n = $2 }
         END { print (n + 0 >= total ? "done" : n + 0) }'
 }
-for run in $(seq 1 "$RUNS"); do
-    wanted bird || break
+run_bird() {
+    local run=$1
     ip netns exec "$R" bird -f -c "$DIR/rb/bird.conf" -s "$DIR/rb/ctl" -P "$DIR/rb/pid" >"$DIR/rb/out" 2>&1 &
     BPID=$!
     PIDS+=("$BPID")
@@ -271,11 +276,11 @@ for run in $(seq 1 "$RUNS"); do
     feed_on
     secs=$(until_done bird_done) || die "BIRD did not get the table in ${TIMEOUT}s: $(bird_done)"
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$BPID/status")
-    cpu=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$cpu0" "$(cpu_of "$BPID")")
+    cpu=$(awk -v a="$cpu0" -v b="$(cpu_of "$BPID")" 'BEGIN { printf "%.2f\n", b - a }')
     record bird "$run" "$secs" "$rss" "$cpu"
     feed_off
     kill -TERM "$BPID"; wait "$BPID" 2>/dev/null || true
-done
+}
 
 # --- FRR: bgpd + zebra into the namespace's kernel -------------------------------------------
 mkdir -p "$DIR/frr"
@@ -309,8 +314,8 @@ frr_done() {
         /"type":"(ebgp|bgp)"/ && match($0, /"fib":[0-9]+/) { n += substr($0, RSTART + 6, RLENGTH - 6) }
         END { print (n + 0 >= total ? "done" : n + 0) }'
 }
-for run in $(seq 1 "$RUNS"); do
-    wanted frr || break
+run_frr() {
+    local run=$1
     ip netns exec "$R" ip route flush proto bgp 2>/dev/null || true
     ip netns exec "$R" ip -6 route flush proto bgp 2>/dev/null || true
     ip netns exec "$R" /usr/lib/frr/zebra -f /dev/null -i "$DIR/frr/zebra.pid" -z "$DIR/frr/zserv" \
@@ -330,10 +335,21 @@ for run in $(seq 1 "$RUNS"); do
     feed_on
     secs=$(until_done frr_done) || die "FRR did not get the table into the kernel in ${TIMEOUT}s: $(frr_done)"
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$GPID/status")
-    cpu=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$cpu0" "$(cpu_of "$GPID" "$ZPID")")
+    cpu=$(awk -v a="$cpu0" -v b="$(cpu_of "$GPID" "$ZPID")" 'BEGIN { printf "%.2f\n", b - a }')
     record frr "$run" "$secs" "$rss" "$cpu"
     feed_off
     kill -TERM "$GPID" "$ZPID"; wait "$GPID" "$ZPID" 2>/dev/null || true
+}
+
+# Interleaved (xroute, BIRD, FRR, xroute, ...): this machine's speed drifts by tens of percent
+# over minutes, and a drift must hit every receiver alike, not the one whose runs came first.
+for run in $(seq 1 "$RUNS"); do
+    for r in $RECEIVERS; do
+        case $r in
+            xroute | bird | frr) "run_$r" "$run" ;;
+            *) die "unknown receiver $r (xroute, bird, frr)" ;;
+        esac
+    done
 done
 
 cp "$RESULTS" "$OUT/runs.jsonl"
@@ -348,22 +364,33 @@ for rcv in ("xroute", "bird", "frr"):
     if t:
         summary[rcv] = {"seconds": {"median": statistics.median(t), "min": t[0], "max": t[-1]},
                         "routes_per_second": total / statistics.median(t),
-                        "rss_mib": statistics.median(m) / 1024 if m else None, "runs": len(t)}
+                        "rss_mib": statistics.median(m) / 1024 if m else None, "runs": len(t),
+                        "cpu_seconds": statistics.median(c) if (c := [r["cpu_seconds"] for r in rows if r["receiver"] == rcv and r["cpu_seconds"] is not None]) else None}
 doc = {"routes": total, "receivers": summary}
 json.dump(doc, open(f"{out}/bench-bgp.json", "w"), indent=2)
 lines = [f"Full table ({total:,} routes) from one BIRD 2 sender, time from session up to the last route in place; median [min-max] of {max(s['runs'] for s in summary.values())} run(s)", "",
-         "| receiver | until | time (s) | routes/s | resident memory |", "|---|---|---:|---:|---:|"]
+         "| receiver | until | time (s) | routes/s | CPU (s) | resident memory |", "|---|---|---:|---:|---:|---:|"]
 where = {"xroute": "in the engine's FIB", "bird": "in BIRD's tables (no FIB)", "frr": "in the kernel FIB (bgpd + zebra)"}
 for rcv, s in summary.items():
     t = s["seconds"]
     rss = f"{s['rss_mib']:.0f} MiB" if s["rss_mib"] else "-"
-    lines.append(f"| {rcv} | {where[rcv]} | {t['median']:.2f} [{t['min']:.2f}-{t['max']:.2f}] | {s['routes_per_second'] / 1e6:.2f} M | {rss} |")
+    cpu = f"{s['cpu_seconds']:.2f}" if s["cpu_seconds"] is not None else "-"
+    lines.append(f"| {rcv} | {where[rcv]} | {t['median']:.2f} [{t['min']:.2f}-{t['max']:.2f}] | {s['routes_per_second'] / 1e6:.2f} M | {cpu} | {rss} |")
 x = summary["xroute"]["seconds"]["median"] if "xroute" in summary else None
 lines.append("")
 if x and "frr" in summary:
     lines.append(f"xroute vs FRR into the kernel: {summary['frr']['seconds']['median'] / x:.1f}x faster (target >= 2x)")
 if x and "bird" in summary:
     lines.append(f"xroute vs BIRD without a FIB: {summary['bird']['seconds']['median'] / x:.2f}x (target >= 1.0x)")
+    # Runs are interleaved, so run n of each receiver saw the same state of the machine.
+    per = {r["run"]: {} for r in rows}
+    for r in rows:
+        per[r["run"]][r["receiver"]] = r["seconds"]
+    ratios = sorted(p["bird"] / p["xroute"] for p in per.values() if "bird" in p and "xroute" in p)
+    if ratios:
+        doc["bird_over_xroute_paired"] = {"median": statistics.median(ratios), "min": ratios[0], "max": ratios[-1]}
+        json.dump(doc, open(f"{out}/bench-bgp.json", "w"), indent=2)
+        lines.append(f"  run by run (BIRD's time / xroute's, same round): {statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
 open(f"{out}/bench-bgp.md", "w").write("\n".join(lines) + "\n")
 print(json.dumps(doc, indent=2) if as_json else "\n".join(lines))
 EOF
