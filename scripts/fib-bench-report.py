@@ -34,7 +34,7 @@ ORDER = (
     [("lookup_v4", f, s) for s in ("random", "inside") for f in LOOKUP_IMPLS]
     + [("lookup_v6", f, s) for s in ("random", "inside") for f in LOOKUP_IMPLS]
     + [("build", "xroute", "full_table"), ("build", "prefix_trie", "full_table")]
-    + [("update", "with_reader", v) for v in ("new_24", "new_25", "replace_group_24")]
+    + [("update", "with_reader", v) for v in ("new_24", "new_25", "replace_group_24", "replace_group_24_nested")]
 )
 
 # The targets, for context: (kind, value) with kind "min_rate" (M/s) or "max_ms".
@@ -46,6 +46,7 @@ TARGETS = {
     ("update", "with_reader", "new_24"): ("min_rate", 1.0),
     ("update", "with_reader", "new_25"): ("min_rate", 1.0),
     ("update", "with_reader", "replace_group_24"): ("min_rate", 1.0),
+    ("update", "with_reader", "replace_group_24_nested"): ("min_rate", 1.0),
 }
 
 

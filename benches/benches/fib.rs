@@ -247,8 +247,12 @@ struct UpdateEnv {
     new_24: Vec<Ipv4Net>,
     /// The lower /25 of random table /24s that have no such /25.
     new_25: Vec<Ipv4Net>,
-    /// Random table /24s, whose group is changed.
+    /// Random table /24s, whose group is changed; none of them is one of `new_25`'s /24s,
+    /// whose leftover /25s would otherwise turn this into `replace_nested`.
     replace: Vec<Ipv4Net>,
+    /// Random table /24s, each given its lower /25 before timing, whose group is changed: a
+    /// re-pointed /24 with a more-specific below it, so its root has a node child.
+    replace_nested: Vec<Ipv4Net>,
     stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
     reader: RefCell<Option<JoinHandle<u32>>>,
@@ -271,16 +275,30 @@ impl UpdateEnv {
             .filter(absent)
             .take(65_536)
             .collect();
-        let replace: Vec<Ipv4Net> = v4_24.iter().copied().take(65_536).collect();
+        // Disjoint slices of the shuffled /24s: new_25 takes its /24s from the front, the
+        // regroup variants from the back.
+        let back = v4_24.len().saturating_sub(2 * 65_536);
+        let replace: Vec<Ipv4Net> = v4_24[back..].iter().copied().take(65_536).collect();
+        let replace_nested: Vec<Ipv4Net> = v4_24[back..].iter().copied().skip(65_536).collect();
+        let under_new_25: std::collections::HashSet<u32> = new_25.iter().map(|p| p.bits()).collect();
+        assert!(
+            replace
+                .iter()
+                .chain(&replace_nested)
+                .all(|p| !under_new_25.contains(&p.bits())),
+            "too few table /24s for disjoint update candidates"
+        );
         eprintln!(
-            "update: {} new /24s in 198.18.0.0/15, {} new /25s inside table /24s, {} table /24s to regroup; \
-             1 reader thread doing batched lookups ({READER_BATCH} per view) of the v4-inside addresses",
+            "update: {} new /24s in 198.18.0.0/15, {} new /25s inside table /24s, {} table /24s to regroup, \
+             {} more with a /25 below; 1 reader thread doing batched lookups ({READER_BATCH} per view) of the \
+             v4-inside addresses",
             new_24.len(),
             new_25.len(),
-            replace.len()
+            replace.len(),
+            replace_nested.len()
         );
         assert!(
-            new_24.len() >= 2 && new_25.len() >= 2 && !replace.is_empty(),
+            new_24.len() >= 2 && new_25.len() >= 2 && !replace.is_empty() && !replace_nested.is_empty(),
             "too few update candidates"
         );
 
@@ -301,6 +319,7 @@ impl UpdateEnv {
             new_24,
             new_25,
             replace,
+            replace_nested,
             stop,
             done,
             reader: RefCell::new(Some(handle)),
@@ -392,8 +411,23 @@ fn insert_remove(e: &UpdateEnv, cands: &[Ipv4Net]) -> impl FnMut(&mut FibWriter,
 }
 
 /// Existing routes moved to another group: update `i` sets `replace[i % n]` to the next group.
-fn regroup(e: &UpdateEnv) -> impl FnMut(&mut FibWriter, u64) {
-    let replace = e.replace.clone();
+/// With `nested`, the /24s of `replace_nested`, each first given its lower /25 (untimed).
+fn regroup(e: &UpdateEnv, nested: bool) -> impl FnMut(&mut FibWriter, u64) {
+    let replace = if nested {
+        e.replace_nested.clone()
+    } else {
+        e.replace.clone()
+    };
+    if nested {
+        let mut fib = e.fib.borrow_mut();
+        for p in &replace {
+            let lower = Ipv4Net::from_bits(p.bits(), 25).expect("a /25");
+            if fib.get(lower).is_none() {
+                fib.insert(lower, synthetic_group(&Prefix::V4(lower), GROUPS))
+                    .expect("prefill");
+            }
+        }
+    }
     let mut groups: Vec<GroupId> = replace
         .iter()
         .map(|p| synthetic_group(&Prefix::V4(*p), GROUPS))
@@ -418,7 +452,8 @@ fn update(c: &mut Criterion, ctx: &Ctx) {
     let env = OnceCell::new();
     bench_updates(&mut g, ctx, &env, "new_24", |e| insert_remove(e, &e.new_24));
     bench_updates(&mut g, ctx, &env, "new_25", |e| insert_remove(e, &e.new_25));
-    bench_updates(&mut g, ctx, &env, "replace_group_24", regroup);
+    bench_updates(&mut g, ctx, &env, "replace_group_24", |e| regroup(e, false));
+    bench_updates(&mut g, ctx, &env, "replace_group_24_nested", |e| regroup(e, true));
     g.finish();
     if let Some(e) = env.get() {
         e.stop();
