@@ -23,6 +23,11 @@
 //! | 8 port delete | port | - | - | - | - | - |
 //! | 9 resync begin | 0 | - | - | - | - | w4: tag |
 //! | 10 resync end | 0 | - | - | - | - | w4: tag |
+//! | 11 commit | 0 | - | - | - | - | - |
+//!
+//! A commit asks the engine to publish what it has applied at once instead of when the burst of
+//! records ends (a pause of tens of milliseconds): the control process sends one after a
+//! protocol has delivered a complete set, such as a BGP peer's End-of-RIB after its table.
 //!
 //! A group with more than four members is sent as consecutive "group members" chunks; the
 //! engine applies the group when the last chunk (`index * 4 + count == total`) arrives.
@@ -165,6 +170,8 @@ pub enum Delta {
     ResyncEnd {
         tag: u64,
     },
+    /// Publish now: the records before this one complete a set.
+    Commit,
 }
 
 /// Why a record could not be decoded.
@@ -196,6 +203,7 @@ const PORT_SET: u8 = 7;
 const PORT_DELETE: u8 = 8;
 const RESYNC_BEGIN: u8 = 9;
 const RESYNC_END: u8 = 10;
+const COMMIT: u8 = 11;
 
 fn head(kind: u8, a: u8, b: u8, c: u8, id: u32) -> u64 {
     u64::from(kind) | u64::from(a) << 8 | u64::from(b) << 16 | u64::from(c) << 24 | u64::from(id) << 32
@@ -275,6 +283,7 @@ impl Delta {
                 w[1] = head(RESYNC_END, 0, 0, 0, 0);
                 w[4] = tag;
             }
+            Self::Commit => w[1] = head(COMMIT, 0, 0, 0, 0),
         }
         w
     }
@@ -374,6 +383,7 @@ impl Delta {
             PORT_DELETE => Self::PortDelete { port: id },
             RESYNC_BEGIN => Self::ResyncBegin { tag: p0 },
             RESYNC_END => Self::ResyncEnd { tag: p0 },
+            COMMIT => Self::Commit,
             k => return Err(DecodeError::Kind(k)),
         };
         Ok((seq, delta))
@@ -512,6 +522,7 @@ mod tests {
         roundtrip(Delta::PortDelete { port: 1 });
         roundtrip(Delta::ResyncBegin { tag: u64::MAX });
         roundtrip(Delta::ResyncEnd { tag: 1 });
+        roundtrip(Delta::Commit);
     }
 
     #[test]

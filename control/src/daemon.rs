@@ -390,6 +390,11 @@ impl State {
         if self.pending.is_empty() {
             self.scratch.clear();
             self.rib.drain(self.next_seq, &mut self.scratch);
+            // A BGP peer finished its table: everything it sent is in this drain or went
+            // before, so the engine may publish at once after it.
+            if self.bgp.as_mut().is_some_and(BgpService::take_commit) {
+                self.scratch.push(Delta::Commit);
+            }
             self.next_seq += self.scratch.len() as u64;
             self.pending.extend(self.scratch.drain(..));
             self.push_pending();

@@ -495,6 +495,10 @@ impl Programmer {
                 });
                 self.mode = Mode::Resyncing { tag };
             }
+            // Every record that is not a route change already published the routes staged
+            // before it (see `apply_staged`); the writer loop publishes its counters too, since
+            // nothing is left staged.
+            Delta::Commit => {}
             Delta::ResyncEnd { tag } => {
                 let Some(replay) = self.replay.take() else {
                     return Err(RejectReason::StrayResyncEnd);
@@ -933,6 +937,16 @@ mod tests {
         p.apply_staged(&f.records(&group(3, &[1])));
         assert!(!p.has_staged());
         assert!(p.lookup("203.0.113.1".parse().unwrap()).is_some());
+        // So does a commit, which changes nothing else.
+        p.apply_staged(&f.records(&[Delta::RouteDelete {
+            prefix: "203.0.113.0/24".parse().unwrap(),
+        }]));
+        assert!(p.has_staged());
+        let applied = p.stats().applied;
+        p.apply_staged(&f.records(&[Delta::Commit]));
+        assert!(!p.has_staged());
+        assert!(p.lookup("203.0.113.1".parse().unwrap()).is_none());
+        assert_eq!(p.stats().applied, applied + 1);
         assert_eq!(p.stats().rejected, 0);
     }
 

@@ -184,6 +184,9 @@ pub struct BgpService {
     generation: u16,
     io: Vec<Io>,
     actions: Vec<Action>,
+    /// A peer's End-of-RIB arrived: what it sent so far is its whole table, and the engine
+    /// should publish it at once rather than when its burst of records ends.
+    commit_requested: bool,
 }
 
 /// The router ID: configured, else the highest IPv4 interface address.
@@ -274,6 +277,7 @@ impl BgpService {
             generation,
             io: Vec::new(),
             actions: Vec::new(),
+            commit_requested: false,
         };
         for n in &cfg.neighbors {
             svc.add_neighbor(n.clone(), policies, now)?;
@@ -713,6 +717,18 @@ impl BgpService {
     }
 
     fn apply_update(&mut self, i: usize, now: Instant, rib: &mut Rib, update: Update) {
+        if let Some(family) = update.end_of_rib() {
+            let n = &self.neighbors[i];
+            let PeerCounts {
+                received, accepted, ..
+            } = self.speaker.counts(n.idx);
+            tracing::info!(
+                "bgp neighbor {}: End-of-RIB for {family}, {received} prefixes received, {accepted} accepted",
+                n.cfg.address
+            );
+            self.commit_requested = true;
+            return;
+        }
         let n = &mut self.neighbors[i];
         if !update.issues.is_empty() {
             n.repaired += 1;
@@ -807,6 +823,12 @@ impl BgpService {
         }
         // The networks we originate, and anything a session left behind.
         self.speaker.release_all(rib);
+    }
+
+    /// Whether a peer ended its initial table (End-of-RIB) since the last call: the daemon
+    /// then sends the engine a commit after the routes it drains next.
+    pub fn take_commit(&mut self) -> bool {
+        std::mem::take(&mut self.commit_requested)
     }
 
     pub fn summary(&self, now: Instant) -> Summary {
@@ -1179,6 +1201,31 @@ export = "all"
             p.tick(t0 + Duration::from_secs(3 * k));
         }
         assert_eq!(state(&p.x), "Established");
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn a_peers_end_of_rib_asks_for_one_commit() {
+        let t0 = Instant::now();
+        let mut p = Pair::new(t0);
+        p.tick(t0);
+        // Routes alone do not.
+        assert!(bgp_route(&mut p.x.rib, "203.0.113.0/24").is_some());
+        assert!(!p.x.svc.take_commit());
+        let (xc, _) = p.link.expect("connected");
+        for family in [
+            crate::bgp::types::Family::Ipv4Unicast,
+            crate::bgp::types::Family::Ipv6Unicast,
+        ] {
+            let mut eor = Vec::new();
+            message::encode_end_of_rib(family, &mut eor);
+            p.deliver(t0, false, xc, &eor);
+            assert!(p.x.svc.take_commit(), "{family}");
+            assert!(!p.x.svc.take_commit(), "{family}: taken once");
+        }
+        // The marker changed nothing else: the session and the route stay.
+        assert_eq!(state(&p.x), "Established");
+        assert!(bgp_route(&mut p.x.rib, "203.0.113.0/24").is_some());
         assert!(p.notes.is_empty(), "{:?}", p.notes);
     }
 

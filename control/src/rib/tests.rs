@@ -185,8 +185,8 @@ impl Model {
                     return Err(format!("delete of unknown route {prefix}"));
                 }
             }
-            Delta::ResyncBegin { .. } | Delta::ResyncEnd { .. } => {
-                return Err("the RIB must not emit resync markers".into())
+            Delta::ResyncBegin { .. } | Delta::ResyncEnd { .. } | Delta::Commit => {
+                return Err("the RIB must not emit resync markers or commits".into())
             }
         }
         Ok(())
