@@ -14,7 +14,7 @@
 //! against a state it never had.
 
 use crate::fib::{
-    Adjacency, AdjacencyId, AdjacencyKind, FibConfig, FibError, FibWriter, GroupId, NextHop, Prefix,
+    Adjacency, AdjacencyId, AdjacencyKind, FibConfig, FibError, FibWriter, GroupId, Key, NextHop, Prefix,
     RouteChange,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -123,7 +123,7 @@ pub struct Programmer {
     ports: BTreeMap<u32, PortSpec>,
     assembler: GroupAssembler,
     routes: Vec<RouteChange>,
-    /// Scratch for [`sort_by_prefix`], kept between bursts.
+    /// Scratch for [`group_by_entry`], kept between bursts.
     order: SortScratch,
     /// Route changes staged in the FIB but not yet published.
     staged: bool,
@@ -134,38 +134,71 @@ pub struct Programmer {
     neighbors: HashMap<(u16, IpAddr), [u8; 6]>,
 }
 
-/// Buffers of [`sort_by_prefix`].
+/// Buffers of [`group_by_entry`].
 #[derive(Debug, Default)]
 pub struct SortScratch {
-    v4: Vec<(u64, u32)>,
-    v6: Vec<(u128, u64)>,
+    keys: Vec<u64>,
+    tmp: Vec<u64>,
     out: Vec<RouteChange>,
 }
 
-/// Sorts route changes by prefix (as `Prefix` orders them: IPv4 first, then network bits, then
-/// length), two changes of one prefix kept in their order. A burst holds up to a table's worth
-/// of changes: sorting compact keys with their positions (8 + 4 or 16 + 8 bytes, an unstable
-/// sort made stable by the position) and then moving each change once is several times faster
-/// than a stable sort of the changes themselves.
-pub fn sort_by_prefix(changes: &mut Vec<RouteChange>, scratch: &mut SortScratch) {
-    let SortScratch { v4, v6, out } = scratch;
-    v4.clear();
-    v6.clear();
-    for (i, c) in changes.iter().enumerate() {
-        let i = i as u32;
-        match c {
-            RouteChange::Set(p, _) | RouteChange::Remove(p) => match p {
-                Prefix::V4(n) => v4.push((u64::from(n.bits()) << 8 | u64::from(n.len()), i)),
-                Prefix::V6(n) => v6.push((n.bits(), u64::from(n.len()) << 32 | u64::from(i))),
-            },
-        }
+/// Bits of the bucket a change falls in: its family and trie entry (IPv4 entries first, then
+/// IPv6 ones), sorted in two passes of `RADIX_BITS`.
+const RADIX_BITS: u32 = 10;
+
+/// The direct-array entry a change falls under, IPv4's before IPv6's.
+fn entry_of(c: &RouteChange) -> u64 {
+    let v4_entries = 1u64 << <u32 as Key>::DIRECT_BITS;
+    match c {
+        RouteChange::Set(p, _) | RouteChange::Remove(p) => match p {
+            Prefix::V4(n) => n.bits().top() as u64,
+            Prefix::V6(n) => v4_entries + n.bits().top() as u64,
+        },
     }
-    v4.sort_unstable();
-    v6.sort_unstable();
+}
+
+/// Orders route changes by the trie entry they fall under (the top bits of the prefix, IPv4
+/// first), keeping the order of changes within an entry, so two changes of one prefix stay in
+/// the order they came. Staged in this order, consecutive changes touch the same writer state
+/// and the commit rebuilds entries in array order; a burst arrives in the sender's order,
+/// random for the trie. A full order by prefix is not needed: a least-significant-digit radix
+/// sort of the entry numbers with positions (two passes, stable by construction) and one move
+/// of each change cost about a fifth of sorting full keys (1.06M changes: a few ms).
+pub fn group_by_entry(changes: &mut Vec<RouteChange>, scratch: &mut SortScratch) {
+    const _: () = assert!(
+        (1u64 << <u32 as Key>::DIRECT_BITS) + (1u64 << <u128 as Key>::DIRECT_BITS) <= 1 << (2 * RADIX_BITS)
+    );
+    let SortScratch { keys, tmp, out } = scratch;
+    keys.clear();
+    keys.extend(
+        changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| entry_of(c) << 32 | i as u64),
+    );
+    tmp.clear();
+    tmp.resize(keys.len(), 0);
+    let digits = 1usize << RADIX_BITS;
+    for pass in 0..2 {
+        let shift = 32 + pass * RADIX_BITS;
+        let digit = |k: u64| ((k >> shift) as usize) & (digits - 1);
+        let mut at = [0usize; 1 << RADIX_BITS];
+        for &k in keys.iter() {
+            at[digit(k)] += 1;
+        }
+        let mut sum = 0;
+        for a in at.iter_mut() {
+            (*a, sum) = (sum, sum + *a);
+        }
+        for &k in keys.iter() {
+            let d = digit(k);
+            tmp[at[d]] = k;
+            at[d] += 1;
+        }
+        std::mem::swap(keys, tmp);
+    }
     out.clear();
-    out.reserve(changes.len());
-    out.extend(v4.iter().map(|&(_, i)| changes[i as usize]));
-    out.extend(v6.iter().map(|&(_, li)| changes[(li & 0xFFFF_FFFF) as usize]));
+    out.extend(keys.iter().map(|&k| changes[(k & 0xFFFF_FFFF) as usize]));
     std::mem::swap(changes, out);
     out.clear();
 }
@@ -398,9 +431,9 @@ impl Programmer {
         }
         self.staged = true;
         let mut changes = std::mem::take(&mut self.routes);
-        // In prefix order, consecutive changes fall under the same trie entries (a table comes
+        // Grouped by trie entry, consecutive changes fall under the same entries (a table comes
         // in the sender's order, random for the trie): several times faster to stage and build.
-        sort_by_prefix(&mut changes, &mut self.order);
+        group_by_entry(&mut changes, &mut self.order);
         let mut start = 0;
         while start < changes.len() {
             match self
@@ -819,7 +852,7 @@ mod tests {
     }
 
     #[test]
-    fn changes_sort_by_prefix_as_a_stable_sort_would() {
+    fn changes_group_by_trie_entry_keeping_their_order_within_one() {
         let net = |s: &str| {
             let n: ipnet::IpNet = s.parse().unwrap();
             to_prefix(n).unwrap()
@@ -837,34 +870,43 @@ mod tests {
             RouteChange::Set(net("2001:db8::/32"), g(2)),
             RouteChange::Set(net("2001:db8::/48"), g(2)),
             RouteChange::Set(net("::/0"), g(5)),
+            RouteChange::Set(net("10.0.64.0/18"), g(6)),
         ];
+        // What a stable sort by entry gives.
         let mut want = changes.clone();
-        want.sort_by_key(|c| match *c {
-            RouteChange::Set(p, _) | RouteChange::Remove(p) => p,
-        });
+        want.sort_by_key(entry_of);
         let mut scratch = SortScratch::default();
-        sort_by_prefix(&mut changes, &mut scratch);
+        group_by_entry(&mut changes, &mut scratch);
         assert_eq!(changes, want);
-        // The three changes of 10.0.0.0/8, in the order they came.
+        // IPv4 first, and within 10.0.0.0/18's entry the changes in the order they came,
+        // the three of 10.0.0.0/8 among them.
         assert_eq!(
-            changes[1..4],
+            changes[1..5],
             [
                 RouteChange::Set(net("10.0.0.0/8"), g(1)),
+                RouteChange::Set(net("10.0.0.0/16"), g(2)),
                 RouteChange::Remove(net("10.0.0.0/8")),
                 RouteChange::Set(net("10.0.0.0/8"), g(4)),
             ]
         );
-        // The scratch is reused.
-        let mut again = want.clone();
-        again.reverse();
-        sort_by_prefix(&mut again, &mut scratch);
-        assert_eq!(again.len(), want.len());
-        assert!(again.windows(2).all(|w| {
-            let key = |c: &RouteChange| match *c {
-                RouteChange::Set(p, _) | RouteChange::Remove(p) => p,
-            };
-            key(&w[0]) <= key(&w[1])
-        }));
+        assert_eq!(changes[5], RouteChange::Set(net("10.0.64.0/18"), g(6)));
+        assert_eq!(changes[6], RouteChange::Set(net("255.255.255.255/32"), g(3)));
+        // Entries far apart in both digits, and many changes: still a stable sort by entry.
+        let mut many: Vec<RouteChange> = (0..5000u32)
+            .map(|i| {
+                let a = i.wrapping_mul(2_654_435_761) & 0xffff_ff00;
+                RouteChange::Set(net(&format!("{}/24", std::net::Ipv4Addr::from(a))), g(i % 60 + 1))
+            })
+            .chain((0..500u32).map(|i| {
+                let a = u128::from(i.wrapping_mul(2_654_435_761)) << 96;
+                RouteChange::Remove(net(&format!("{}/32", std::net::Ipv6Addr::from(a))))
+            }))
+            .collect();
+        many.reverse();
+        let mut want = many.clone();
+        want.sort_by_key(entry_of);
+        group_by_entry(&mut many, &mut scratch);
+        assert_eq!(many, want);
     }
 
     fn route(p: &str, g: u32) -> Delta {
