@@ -14,6 +14,7 @@ use std::time::Instant;
 use ipnet::IpNet;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use xroute_benches::env_count;
 use xroute_common::delta::{Delta, RawRecord};
 use xroute_control::bgp::decision::DecisionConfig;
 use xroute_control::bgp::speaker::{Filter, PeerSpec, SessionInfo, Settings, Speaker};
@@ -21,13 +22,6 @@ use xroute_control::bgp::types::{AsPath, Family, NextHop, PathAttributes};
 use xroute_control::rib::{Interface, Rib};
 use xroute_engine::programmer::Programmer;
 use xroute_engine::table;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let path =
@@ -40,8 +34,8 @@ fn main() {
     prefixes.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
     // IPv4 first, then IPv6, as BIRD sends them.
     prefixes.sort_by_key(|p| p.addr().is_ipv6());
-    let (per_update, drain_every) = (env("PER_UPDATE", 900), env("DRAIN_EVERY", 8000));
-    let (poll, publish_every) = (env("POLL", 4096), env("PUBLISH_EVERY", 300_000));
+    let (per_update, drain_every) = (env_count("PER_UPDATE", 900), env_count("DRAIN_EVERY", 8000));
+    let (poll, publish_every) = (env_count("POLL", 4096), env_count("PUBLISH_EVERY", 300_000));
     for round in 0..3 {
         let mut rib = Rib::new();
         rib.set_interface(

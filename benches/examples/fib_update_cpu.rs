@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use xroute_benches::{build_xroute, Table};
+use xroute_benches::{build_xroute, env_count, Table};
 use xroute_engine::fib::{GroupId, Ipv4Net};
 
 /// CPU time this thread has run, in nanoseconds.
@@ -21,13 +21,6 @@ fn thread_cpu_ns() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
         .expect("/proc/thread-self/schedstat")
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {
@@ -44,7 +37,7 @@ fn main() {
     }
     v24.truncate(65_536);
     let add_25s = std::env::var("MODE").as_deref() == Ok("25");
-    let rounds = env("ROUNDS", 7).max(1);
+    let rounds = env_count("ROUNDS", 7).max(1);
 
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));

@@ -7,6 +7,15 @@
 
 pub mod alloc;
 
+/// A count from the environment (an example's knob, such as `ROUNDS`), or `default` when it is
+/// unset or not a number.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 use ipnet::{Ipv4Net as PtV4, Ipv6Net as PtV6};
 use prefix_trie::PrefixMap;
 use rand::rngs::SmallRng;

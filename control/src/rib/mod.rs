@@ -7,8 +7,9 @@
 //!   candidate inline) and one hash table per family maps a prefix to its slot ([`PrefixIndex`],
 //!   16 or 24 bytes per bucket, at most 3/4 full). Exact lookups, the work of every route
 //!   change, cost one probe into it, which a caller holding the next prefixes (an UPDATE's)
-//!   prefetches with [`Rib::prefetch`]; a full table arrives in random order, where a trie walk (tried before: a tree
-//!   bitmap) costs a few cache misses per prefix, about twice the hash map's time. Longest-
+//!   prefetches with [`Rib::prefetch`]; a full table arrives in random order, where a trie
+//!   walk (tried before: a tree bitmap) costs a few cache misses per prefix, about twice the
+//!   hash map's time. Longest-
 //!   prefix match (recursive resolution, `lookup`, BGP next hops: per next hop, not per
 //!   route) probes the prefix lengths present, longest first, as BIRD does over its hash of
 //!   networks; "more specifics" for `routes` walk the map (a CLI query). Slots are `u32`, so
