@@ -346,7 +346,9 @@ impl FibWriter {
         self.groups.get(id)
     }
 
-    fn stage(&mut self, change: RouteChange) -> Result<Option<GroupId>, FibError> {
+    /// Stages one change: readers see it only at the next [`FibWriter::publish_staged`] or
+    /// other update. Returns the group the prefix had before.
+    pub fn stage(&mut self, change: RouteChange) -> Result<Option<GroupId>, FibError> {
         let prev = match change {
             RouteChange::Set(prefix, group) => {
                 if !self.groups.exists(group) {
