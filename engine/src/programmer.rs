@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use xroute_common::delta::{
     AdjacencyAction, AdjacencySpec, DecodeError, Delta, GroupAssembler, Member, PortSpec, RawRecord,
-    MAX_ADJACENCIES, MAX_GROUPS,
+    RouteRecord, MAX_ADJACENCIES, MAX_GROUPS,
 };
 
 /// The FIB sizes the engine uses: room for the old and the new objects during a replay.
@@ -436,6 +436,22 @@ impl Programmer {
             }
             self.last_seq = Some(seq);
             last = seq;
+            // The common case, a route outside a replay, is read in place (see `RouteRecord`).
+            if self.mode == Mode::InSync && self.replay.is_none() {
+                if let Some(route) = RouteRecord::decode(raw) {
+                    match route
+                        .map_err(RejectReason::from)
+                        .and_then(|r| self.queue_route(r))
+                    {
+                        Ok(()) => self.stats.applied += 1,
+                        Err(e) => {
+                            self.commit_routes();
+                            self.reject(seq, e);
+                        }
+                    }
+                    continue;
+                }
+            }
             let delta = match Delta::decode(raw) {
                 Ok((_, d)) => d,
                 Err(e) => {
@@ -525,6 +541,27 @@ impl Programmer {
 
     fn adj_map(&self) -> &FastMap<u32, AdjacencyId> {
         self.replay.as_ref().map_or(&self.adj, |r| &r.adj)
+    }
+
+    /// Queues a route record read in place; the same checks and result as `apply_one` gives
+    /// its `Delta` outside a replay.
+    fn queue_route(&mut self, route: RouteRecord) -> Result<(), RejectReason> {
+        let group = match route.group {
+            Some(g) => self
+                .group_map()
+                .get(&g)
+                .ok_or(RejectReason::UnknownGroup(g))?
+                .get(),
+            None => 0,
+        };
+        self.routes.push(QueuedChange {
+            hi: (route.bits >> 64) as u64,
+            lo: route.bits as u64,
+            group,
+            len: route.len,
+            v6: route.v6,
+        });
+        Ok(())
     }
 
     fn apply_one(&mut self, delta: Delta) -> Result<(), RejectReason> {
