@@ -886,11 +886,7 @@ impl Rib {
     /// Recursive next hops of `t` that lie inside `prefix` (they must not resolve through it).
     fn self_covered(&self, t: u32, prefix: &IpNet) -> Vec<IpAddr> {
         self.nh(t).map_or_else(Vec::new, |nh| {
-            nh.rec
-                .iter()
-                .map(|r| r.0)
-                .filter(|a| prefix.contains(a))
-                .collect()
+            nh.rec.iter().map(|r| r.0).filter(|a| covers(prefix, a)).collect()
         })
     }
 
@@ -1180,7 +1176,7 @@ impl Rib {
     fn eval_target(&mut self, t: u32, prefix: &IpNet) -> Eval {
         let own = self
             .nh(t)
-            .is_some_and(|nh| nh.rec.iter().any(|(a, _)| prefix.contains(a)));
+            .is_some_and(|nh| nh.rec.iter().any(|(a, _)| covers(prefix, a)));
         if !own {
             let cached = match self.nh(t) {
                 Some(nh) => (nh.cache_gen, nh.cache),
@@ -1728,6 +1724,25 @@ impl Rib {
             unprogrammed: self.failed.len(),
             gateways: self.gw_map.len(),
         }
+    }
+}
+
+/// Whether `addr` lies in `prefix`: `IpNet::contains`, but inlined. It runs for every route a
+/// protocol changes (a recursive next hop must not resolve through the prefix it serves), and
+/// ipnet's out-of-line version was about a twentieth of the control process's time taking a
+/// full table.
+#[inline]
+fn covers(prefix: &IpNet, addr: &IpAddr) -> bool {
+    match (prefix, addr) {
+        (IpNet::V4(n), IpAddr::V4(a)) => {
+            let host = u32::MAX.checked_shr(u32::from(n.prefix_len())).unwrap_or(0);
+            (u32::from(*a) ^ u32::from(n.addr())) & !host == 0
+        }
+        (IpNet::V6(n), IpAddr::V6(a)) => {
+            let host = u128::MAX.checked_shr(u32::from(n.prefix_len())).unwrap_or(0);
+            (u128::from(*a) ^ u128::from(n.addr())) & !host == 0
+        }
+        _ => false,
     }
 }
 

@@ -1239,3 +1239,20 @@ fn the_prefix_index_matches_longest_first_over_the_lengths_in_use() {
     all.sort_unstable();
     assert_eq!(all, [0, 1, 3, 5, 6]);
 }
+
+proptest! {
+    /// The inlined containment test answers as ipnet's, for both families, across families, for
+    /// /0 and host routes, and for addresses that differ from the prefix in one bit only.
+    #[test]
+    fn covers_agrees_with_ipnet(a in any::<u32>(), l4 in 0u8..=32, b in any::<u128>(), l6 in 0u8..=128, flip in 0u32..128, near in any::<bool>()) {
+        let p4 = IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(a), l4).unwrap().trunc());
+        let p6 = IpNet::V6(ipnet::Ipv6Net::new(Ipv6Addr::from(b), l6).unwrap().trunc());
+        let x4 = if near { a ^ (1 << (flip % 32)) } else { a.rotate_left(flip) };
+        let x6 = if near { b ^ (1 << flip) } else { b.rotate_left(flip) };
+        for p in [p4, p6] {
+            for addr in [IpAddr::V4(Ipv4Addr::from(x4)), IpAddr::V6(Ipv6Addr::from(x6)), IpAddr::V4(Ipv4Addr::from(a)), IpAddr::V6(Ipv6Addr::from(b))] {
+                prop_assert_eq!(covers(&p, &addr), p.contains(&addr), "{} {}", p, addr);
+            }
+        }
+    }
+}
