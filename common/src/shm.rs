@@ -26,7 +26,7 @@
 
 use crate::delta::{Delta, RawRecord, RECORD_BYTES, RECORD_WORDS};
 use crate::stats;
-use memmap2::MmapMut;
+use memmap2::{MmapMut, MmapOptions};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -265,8 +265,10 @@ impl ChannelFile {
         // references to plain (non-atomic) data inside the mapping: every access goes through
         // `AtomicU64` views (see `words`), so concurrent writes from the peer are not UB, and
         // the file is never truncated while mapped (only the creator sets its length, before
-        // publishing the magic).
-        let map = unsafe { MmapMut::map_mut(&file) }.map_err(io_err)?;
+        // publishing the magic). Populated at once: the ring's pages are otherwise faulted in,
+        // in both processes, during the first large burst (a full table passes the whole
+        // ring), some 8k faults taken from the load itself.
+        let map = unsafe { MmapOptions::new().populate().map_mut(&file) }.map_err(io_err)?;
         if map.as_ptr() as usize % 64 != 0 {
             return Err(ShmError::Header {
                 path: path.to_path_buf(),
