@@ -184,16 +184,19 @@ struct Dest {
     installed: Option<Protocol>,
 }
 
-/// A prefix's paths: most prefixes have one, kept inline (no allocation per prefix).
+/// A prefix's paths: most prefixes have one, kept inline (no allocation per prefix). Several
+/// are a boxed slice, so that the list takes 24 bytes (the slice fits beside the niche of the
+/// inline path's `Arc`; a `Vec` made it 32): a full table's destinations are 8 MiB smaller.
+/// An empty slice (no allocation) is a free destination.
 #[derive(Debug)]
 enum PathList {
     One(Path),
-    Many(Vec<Path>),
+    Many(Box<[Path]>),
 }
 
 impl Default for PathList {
     fn default() -> Self {
-        Self::Many(Vec::new())
+        Self::Many(Box::default())
     }
 }
 
@@ -219,22 +222,31 @@ impl std::ops::DerefMut for PathList {
 impl PathList {
     fn push(&mut self, path: Path) {
         *self = match std::mem::take(self) {
-            Self::One(first) => Self::Many(vec![first, path]),
+            Self::One(first) => Self::Many(Box::new([first, path])),
             Self::Many(v) if v.is_empty() => Self::One(path),
-            Self::Many(mut v) => {
+            Self::Many(v) => {
+                let mut v = v.into_vec();
                 v.push(path);
-                Self::Many(v)
+                Self::Many(v.into_boxed_slice())
             }
         };
     }
 
-    /// Removes path `i` (as `Vec::swap_remove`).
+    /// Removes path `i` (as `Vec::swap_remove`); a last remaining path goes back inline.
     fn swap_remove(&mut self, i: usize) -> Path {
         match std::mem::take(self) {
             Self::One(only) => only,
-            Self::Many(mut v) => {
+            Self::Many(v) => {
+                let mut v = v.into_vec();
                 let path = v.swap_remove(i);
-                *self = Self::Many(v);
+                *self = match v.pop() {
+                    Some(last) if v.is_empty() => Self::One(last),
+                    Some(last) => {
+                        v.push(last);
+                        Self::Many(v.into_boxed_slice())
+                    }
+                    None => Self::default(),
+                };
                 path
             }
         }
@@ -1558,6 +1570,7 @@ mod tests {
 
     #[test]
     fn path_lists_and_destinations_keep_their_contents_through_changes() {
+        assert_eq!(std::mem::size_of::<PathList>(), 24);
         let path = |peer: PeerIdx| Path {
             peer,
             received: attrs(&[64501], "192.0.2.2"),
@@ -1575,6 +1588,7 @@ mod tests {
         assert_eq!(peers(&l), [3, 2]);
         l.iter_mut().for_each(|p| p.peer += 10);
         assert_eq!(l.swap_remove(1).peer, 12);
+        assert!(matches!(l, PathList::One(_)));
         assert_eq!(l.swap_remove(0).peer, 13);
         assert!(l.is_empty());
 
