@@ -209,7 +209,8 @@ pub struct SortScratch {
 /// IPv6 ones), sorted in two passes of `RADIX_BITS`.
 const RADIX_BITS: u32 = 10;
 
-/// Queued changes copied out in order at a time before they are staged (see `stage_routes`).
+/// How many queued changes are copied out, in staging order, before they are staged (see
+/// `stage_routes`).
 const GATHER: usize = 256;
 
 /// Bursts up to this many changes are ordered by a comparison sort (see [`order_by_entry`]).
