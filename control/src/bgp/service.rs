@@ -1079,6 +1079,14 @@ export = "all"
             p
         }
 
+        /// A pair whose session has come up, and the instant it started from.
+        fn established() -> (Instant, Self) {
+            let t0 = Instant::now();
+            let mut p = Self::new(t0);
+            p.tick(t0);
+            (t0, p)
+        }
+
         /// Carries out both sides' I/O until nothing is left.
         fn pump(&mut self, now: Instant) {
             for _ in 0..1000 {
@@ -1206,9 +1214,7 @@ export = "all"
 
     #[test]
     fn a_peers_end_of_rib_asks_for_one_commit() {
-        let t0 = Instant::now();
-        let mut p = Pair::new(t0);
-        p.tick(t0);
+        let (t0, mut p) = Pair::established();
         // Routes alone do not.
         assert!(bgp_route(&mut p.x.rib, "203.0.113.0/24").is_some());
         assert!(!p.x.svc.take_commit());
@@ -1231,9 +1237,7 @@ export = "all"
 
     #[test]
     fn reset_tells_the_peer_which_flushes_the_routes() {
-        let t0 = Instant::now();
-        let mut p = Pair::new(t0);
-        p.tick(t0);
+        let (t0, mut p) = Pair::established();
         assert!(bgp_route(&mut p.y.rib, "198.51.100.0/24").is_some());
         p.x.svc
             .reset(t0, &mut p.x.rib, "192.0.2.2".parse().unwrap())
@@ -1261,9 +1265,7 @@ export = "all"
 
     #[test]
     fn a_policy_change_applies_without_touching_the_session() {
-        let t0 = Instant::now();
-        let mut p = Pair::new(t0);
-        p.tick(t0);
+        let (t0, mut p) = Pair::established();
         assert!(bgp_route(&mut p.y.rib, "198.51.100.0/24").is_some());
         let strict = Y.replace("import = \"all\"", "import = \"no-x\"")
             + "[[bgp.prefix-list]]\nname = \"x\"\nentry = [{ prefix = \"198.51.100.0/24\" }]\n\
@@ -1301,9 +1303,7 @@ export = "all"
 
     #[test]
     fn silence_expires_the_hold_timer() {
-        let t0 = Instant::now();
-        let mut p = Pair::new(t0);
-        p.tick(t0);
+        let (t0, mut p) = Pair::established();
         // Y goes quiet: only X's timers run.
         let t = t0 + Duration::from_secs(10);
         p.x.svc.tick(t, &mut p.x.rib);
@@ -1324,9 +1324,7 @@ export = "all"
 
     #[test]
     fn a_malformed_update_resets_only_when_it_must() {
-        let t0 = Instant::now();
-        let mut p = Pair::new(t0);
-        p.tick(t0);
+        let (t0, mut p) = Pair::established();
         let (xc, _) = p.link.unwrap();
         // ORIGIN with value 7: treat-as-withdraw (RFC 7606 7.1). The session stays up.
         let bad_origin: Vec<u8> = [
