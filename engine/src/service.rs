@@ -57,7 +57,7 @@ const BATCH: usize = 65_536;
 /// its small polls wait with the rest (see [`Burst::publish_now`]).
 const LARGE: usize = 1024;
 
-/// Within a burst of large polls, route changes are published at least this often.
+/// Within a staging burst, route changes are published at least this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(300);
 
 /// A pause this long without records ends a burst: what is staged is published.
@@ -178,9 +178,9 @@ impl Service {
     /// Records that arrive after a quiet spell, or a few at a time, are applied and published
     /// at once. A burst that brings a large poll (a table being loaded) queues its route
     /// changes, those of its later small polls too, and applies them together, in prefix
-    /// order, every [`PUBLISH_EVERY`] and when
-    /// the burst ends ([`BURST_GAP`] without records): far fewer trie entries touched and
-    /// rebuilt per route (a full table in the sender's order: about half the writer's CPU).
+    /// order, every [`PUBLISH_EVERY`] and when the burst ends ([`BURST_GAP`] without records):
+    /// far fewer trie entries touched and rebuilt per route (a full table in the sender's
+    /// order: about half the writer's CPU).
     /// The applied sequence number is published with the routes, never before.
     pub fn run(&mut self, stop: &AtomicBool, mut tick: impl FnMut(&mut Programmer)) {
         let mut batch: Vec<RawRecord> = Vec::with_capacity(BATCH);
